@@ -1,0 +1,40 @@
+# One entry point for contributors and CI. `make demo` and `make check` are the README quick start.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: setup postgres demo check fmt lint types test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+postgres:
+	scripts/ensure-postgres
+
+demo: setup postgres  ## set up, then run the main job against the sandbox and a local PostgreSQL
+	$(BIN)/syncd demo
+
+check: setup postgres fmt lint types test  ## the quality gate: format, lint, types, tests
+
+fmt:
+	$(BIN)/ruff format --check syncd tests bench
+
+lint:
+	$(BIN)/ruff check syncd tests bench
+
+types:
+	$(BIN)/mypy
+
+test:
+	$(BIN)/pytest
+
+bench: setup postgres
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -65,6 +65,7 @@ CREATE TABLE syncd.row_outcomes (
 );
 CREATE INDEX row_outcomes_run_idx ON syncd.row_outcomes (run_id);
 CREATE INDEX row_outcomes_job_key_idx ON syncd.row_outcomes (job, key);
+CREATE INDEX row_outcomes_created_idx ON syncd.row_outcomes (created_at);  -- pruning
 
 -- The remote mirror: each contact of the job's list as the last export showed it.
 CREATE TABLE syncd.remote_contacts (

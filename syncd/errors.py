@@ -17,7 +17,8 @@ at the boundary that owns the dependency (api/ for aiohttp, db/ for asyncpg).
     │       └── (SelzyError itself) unspecified, unknown_method, not_enough_money, anything new
     ├── ExportError                 the export task or its file is unusable (malformed, truncated, too slow)
     ├── JobBusy                     another process is running this job right now
-    └── RunInterrupted              the run was asked to stop (SIGTERM) before it finished
+    ├── RunInterrupted              the run was asked to stop (SIGTERM) before it finished
+    └── ConsentViolation            a row would break a consent rule; a bug guard, never sent
 
 `retryable` is a class attribute so that the retry decision is data, not message parsing.
 """
@@ -46,7 +47,9 @@ class UsageError(SyncdError):
 class DatabaseError(SyncdError):
     """PostgreSQL refused or failed. `sqlstate` is set when the server gave one."""
 
-    def __init__(self, message: str, *, sqlstate: str | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.retryable = retryable
@@ -133,3 +136,8 @@ SELZY_ERROR_TYPES: dict[str, type[SelzyError]] = {
 def selzy_error(message: str, code: str, *, method: str | None = None) -> SelzyError:
     """The SelzyError subclass for Selzy's `code` (unknown codes give a plain, non-retryable one)."""
     return SELZY_ERROR_TYPES.get(code, SelzyError)(message, code=code, method=method)
+
+
+class ConsentViolation(SyncdError):
+    """A row about to be sent would break a consent rule (a status other than the opt-out's
+    `unsubscribed`, a list column on the wrong action). A bug guard: the batch is never sent."""

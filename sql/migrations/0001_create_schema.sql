@@ -1,5 +1,5 @@
 -- 0001: syncd's own objects. Forward-only; sql/schema.sql must stay equal to applying every
--- migration in order (tests/integration/test_migrations.py compares the catalogs).
+-- migration in order (tests/integration/db/test_migrations.py compares the catalogs).
 
 -- One row per configured job ever run; `id` is the advisory-lock key of the job.
 CREATE TABLE syncd.jobs (
@@ -61,6 +61,7 @@ CREATE TABLE syncd.row_outcomes (
 );
 CREATE INDEX row_outcomes_run_idx ON syncd.row_outcomes (run_id);
 CREATE INDEX row_outcomes_job_key_idx ON syncd.row_outcomes (job, key);
+CREATE INDEX row_outcomes_created_idx ON syncd.row_outcomes (created_at);  -- pruning
 
 -- The remote mirror: each contact of the job's list as the last export showed it.
 CREATE TABLE syncd.remote_contacts (

@@ -4,18 +4,18 @@ at the boundary that owns the dependency (api/ for aiohttp, db/ for asyncpg).
     SyncdError
     ├── ConfigError                 bad configuration; exit 78, never retried
     ├── UsageError                  bad command line; exit 2
-    ├── DatabaseError               PostgreSQL failed (connection, SQLSTATE); `retryable` per SQLSTATE class
+    ├── DatabaseError               PostgreSQL failed; `retryable` by SQLSTATE class
     │   └── SchemaError             syncd's schema is missing or newer than this code
     ├── ApiError                    anything that went wrong talking to Selzy
     │   ├── TransportError          connection refused/reset, timeout, HTTP 5xx   (retryable)
     │   ├── ProtocolError           the answer is not a Selzy envelope we understand (not retried)
     │   └── SelzyError              an error envelope; `code` is Selzy's code
     │       ├── RetryLater          retry_later                                  (retryable)
-    │       ├── RateLimited         api_call_limit_exceeded_for_api_key / _for_ip (retryable, long back-off)
+    │       ├── RateLimited         api_call_limit_exceeded_for_* (retryable, long back-off)
     │       ├── AuthError           invalid_api_key, access_denied
     │       ├── InvalidArgument     invalid_arg
-    │       └── (SelzyError itself) unspecified, unknown_method, not_enough_money, anything new
-    ├── ExportError                 the export task or its file is unusable (malformed, truncated, too slow)
+    │       └── (SelzyError itself) unspecified, unknown_method, not_enough_money, new codes
+    ├── ExportError                 the export is unusable (malformed, truncated, too slow)
     ├── JobBusy                     another process is running this job right now
     ├── RunInterrupted              the run was asked to stop (SIGTERM) before it finished
     └── ConsentViolation            a row would break a consent rule; a bug guard, never sent
@@ -134,7 +134,7 @@ SELZY_ERROR_TYPES: dict[str, type[SelzyError]] = {
 
 
 def selzy_error(message: str, code: str, *, method: str | None = None) -> SelzyError:
-    """The SelzyError subclass for Selzy's `code` (unknown codes give a plain, non-retryable one)."""
+    """The SelzyError subclass for Selzy's `code`; unknown codes give a plain, non-retryable one."""
     return SELZY_ERROR_TYPES.get(code, SelzyError)(message, code=code, method=method)
 
 

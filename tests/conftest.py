@@ -1,3 +1,3 @@
-"""Shared fixtures: a fresh PostgreSQL database per test and an in-process sandbox on a real port."""
+"""Shared fixtures: a fresh PostgreSQL database per test, the sandbox on a real loopback port."""
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.sandbox"]

@@ -13,20 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from syncd.db import Pool
-from syncd.db.sql import parse_queries
+from syncd.db.sql import QUERIES
 
 MISSED_PERIODS = 3
 
 
-@cache
 def health_queries() -> Mapping[str, str]:
-    path = Path(__file__).with_name("health.sql")
-    return parse_queries(path.read_text(encoding="utf-8"), path.name)
+    """The named blocks of sql/queries/health.sql (loaded once with every other query file)."""
+    return QUERIES
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,4 @@
 -- The daemon's /healthz and /metrics read the run log (syncd.runs) through these blocks.
--- They live beside syncd/web/health.py because that module is their only user.
 
 -- name: job_health
 -- The last run and the last successful run of each job named in $1 (text[]); dry runs ignored.

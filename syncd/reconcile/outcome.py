@@ -1,0 +1,60 @@
+"""The reconcile package's public values: what a run needs (RunServices), what it returns
+(RunOutcome), and the notify_url callback protocols the daemon implements. No behaviour here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeAlias
+
+from syncd.api import SelzyClient
+from syncd.config import Config
+from syncd.db import Pool
+
+RunStatus: TypeAlias = Literal["succeeded", "failed", "blocked", "interrupted", "busy"]
+
+
+class CallbackSlot(Protocol):
+    """One export's notify_url: bound to the task once it exists, waited on while polling."""
+
+    url: str
+
+    def bind(self, task_uuid: str) -> None: ...
+
+    async def wait(self, timeout: float) -> str | None:  # noqa: ASYNC109 - the daemon's contract
+        """file_to_download once the callback came, or None when nothing came in time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ExportCallbacks(Protocol):
+    def open_slot(self) -> CallbackSlot: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunServices:
+    """Long-lived things a run uses; owned (opened and closed) by the caller."""
+
+    config: Config
+    pool: Pool
+    client: SelzyClient
+    callbacks: ExportCallbacks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended. `counts` are the syncd.runs counts, `planned` the plan per action;
+    `plan_sample` holds up to 5 keys per action (printed by --dry-run)."""
+
+    job: str
+    run_id: int | None
+    status: RunStatus
+    counts: Mapping[str, int]
+    planned: Mapping[str, int]
+    error: str | None
+    duration_s: float
+    plan_sample: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    blocked_reason: str | None = None
+    dry_run: bool = False

@@ -1,0 +1,174 @@
+"""Sending the plan through importContacts: batches streamed from the plan table per action, at
+most `max_in_flight` calls at once, each answer recorded in one transaction before the next
+batch of that slot is fetched; a whole-call refusal is bisected so one bad row cannot sink 499
+good ones.
+
+Owns the I/O of pushing; what a row carries is batches.py, what to push is the plan (SQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from syncd.api import ImportResult, SelzyClient
+from syncd.config import JobConfig
+from syncd.db import Connection, Pool
+from syncd.db.plan import PlanRow, plan_batch
+from syncd.db.push import Accepted, Rejected, record_batch
+from syncd.errors import AuthError, SelzyError
+from syncd.reconcile.actions import ACCEPTED_COUNT, PushAction
+from syncd.reconcile.batches import build_row, check_batch, field_names
+
+log = structlog.get_logger(__name__)
+
+
+def split_result(
+    rows: Sequence[PlanRow], result: ImportResult
+) -> tuple[list[Accepted], list[Rejected]]:
+    """Every row with a `log` entry is rejected (Selzy documents no warning/error split); the
+    rest were accepted. Pure."""
+    problems: dict[int, tuple[str, str]] = {}
+    for entry in result.log:
+        problems.setdefault(entry.index, (entry.code, entry.message))
+    accepted: list[Accepted] = []
+    rejected: list[Rejected] = []
+    for index, row in enumerate(rows):
+        if index in problems:
+            code, message = problems[index]
+            rejected.append(Rejected(row.key, row.fingerprint, code, message))
+        else:
+            accepted.append(Accepted(row.key, row.fingerprint))
+    return accepted, rejected
+
+
+def is_row_refusal(exc: Exception) -> bool:
+    """A whole-call error that may be caused by one of the rows (worth bisecting): Selzy's
+    non-retryable errors except authentication problems."""
+    return isinstance(exc, SelzyError) and not exc.retryable and not isinstance(exc, AuthError)
+
+
+@dataclass
+class PushTally:
+    counts: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    batches: int = 0
+
+    def add(self, name: str, value: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+class Pusher:
+    """Pushes the plan's batches of one run. `run()` returns False when `stop` cut it short."""
+
+    def __init__(
+        self,
+        *,
+        conn: Connection,
+        pool: Pool,
+        client: SelzyClient,
+        job: JobConfig,
+        run_id: int,
+        profile: Sequence[str],
+        stop: asyncio.Event | None,
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
+        self._client = client
+        self._job = job
+        self._run_id = run_id
+        self._profile = tuple(profile)
+        self._stop = stop
+        self.tally = PushTally()
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def run(self, actions: Sequence[PushAction]) -> bool:
+        slots = asyncio.Semaphore(max(1, self._job.max_in_flight))
+        batch_size = max(1, min(self._job.batch_size, 500))
+        in_flight: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
+        try:
+            for action in actions:
+                after = 0
+                while not failures and not self._stopping():
+                    await slots.acquire()
+                    if failures or self._stopping():
+                        slots.release()
+                        break
+                    rows = await plan_batch(self._conn, action, after, batch_size)
+                    if not rows:
+                        slots.release()
+                        break
+                    after = rows[-1].seq
+                    task = asyncio.create_task(
+                        self._batch(action, rows), name=f"push-{action}-{after}"
+                    )
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+        finally:
+            # Batches already sent are always awaited and recorded, whatever happens here.
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        if failures:
+            raise failures[0]
+        return not self._stopping()
+
+    async def _batch(self, action: PushAction, rows: Sequence[PlanRow]) -> None:
+        names = field_names(action, match=self._job.match, profile=self._profile)
+        accepted, rejected = await self._send(action, names, rows)
+        await record_batch(
+            self._pool,
+            job=self._job.name,
+            run_id=self._run_id,
+            action=action,
+            accepted=accepted,
+            rejected=rejected,
+            quarantine_after=self._job.quarantine_after,
+        )
+        self.tally.batches += 1
+        self.tally.add(ACCEPTED_COUNT[action], len(accepted))
+        self.tally.add("rejected", len(rejected))
+        log.info(
+            "batch_pushed",
+            action=action,
+            rows=len(rows),
+            accepted=len(accepted),
+            rejected=len(rejected),
+            first_seq=rows[0].seq,
+        )
+
+    async def _send(
+        self, action: PushAction, names: Sequence[str], rows: Sequence[PlanRow]
+    ) -> tuple[list[Accepted], list[Rejected]]:
+        data = [
+            build_row(action, key=row.key, vals=row.vals, list_id=self._job.list_id) for row in rows
+        ]
+        check_batch(action, names, data, match=self._job.match, list_id=self._job.list_id)
+        try:
+            self.tally.calls += 1
+            result = await self._client.import_contacts(names, data)
+        except SelzyError as exc:
+            if not is_row_refusal(exc):
+                raise
+            if len(rows) == 1:
+                row = rows[0]
+                log.warning("row_refused", action=action, key=row.key, code=exc.code)
+                return [], [Rejected(row.key, row.fingerprint, exc.code, str(exc))]
+            log.info("batch_bisected", action=action, rows=len(rows), code=exc.code)
+            middle = len(rows) // 2
+            left = await self._send(action, names, rows[:middle])
+            right = await self._send(action, names, rows[middle:])
+            return left[0] + right[0], left[1] + right[1]
+        return split_result(rows, result)

@@ -1,0 +1,81 @@
+"""The SQL that reads the user's table: key normalisation rules in PostgreSQL, and hostile
+identifiers that stay harmless quoted names."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from syncd.db import Connection
+from syncd.db.local import create_key_functions
+from tests.integration.reconcile.harness import Harness
+
+
+@pytest.mark.parametrize(
+    ("channel", "raw", "key", "valid"),
+    [
+        ("email", "  Ann@Example.COM\t", "ann@example.com", True),
+        ("email", "ann@example", "ann@example", False),
+        ("email", "ann example@x.org", "ann example@x.org", False),
+        ("email", "", "", False),
+        ("email", None, "", False),
+        ("phone", "+7 (926) 123-45-67", "+79261234567", True),
+        ("phone", "8 926 123 45 67", "89261234567", True),
+        ("phone", " +1-555-000-1111 ", "+15550001111", True),
+        ("phone", "12+34", "1234", False),
+        ("phone", "12345", "12345", False),
+        ("phone", None, "", False),
+    ],
+)
+async def test_key_normalisation_and_validity(
+    db: Connection, channel: str, raw: str | None, key: str, valid: bool
+) -> None:
+    await create_key_functions(db)
+    got = await db.fetchrow(
+        f"SELECT pg_temp.syncd_{channel}_key($1) AS key,"
+        f" pg_temp.syncd_key_valid($2, pg_temp.syncd_{channel}_key($1)) AS valid",
+        raw,
+        channel,
+    )
+    assert got is not None
+    assert (got["key"], got["valid"]) == (key, valid)
+
+
+async def test_fingerprint_is_the_values_unless_opted_out(db: Connection) -> None:
+    await create_key_functions(db)
+    row = await db.fetchrow(
+        "SELECT pg_temp.syncd_vals_fp('{Name}', '{a,b}') AS ab,"
+        " pg_temp.syncd_vals_fp('{Name}', '{\"a,b\"}') AS a_comma_b,"
+        " pg_temp.syncd_vals_fp('{Other}', '{a,b}') AS renamed"
+    )
+    assert row is not None
+    assert len({row["ab"], row["a_comma_b"], row["renamed"]}) == 3
+    same = await db.fetchval("SELECT pg_temp.syncd_fp($1, false) = $1", row["ab"])
+    differs = await db.fetchval("SELECT pg_temp.syncd_fp($1, true) <> $1", row["ab"])
+    assert same
+    assert differs
+
+
+async def test_hostile_table_and_column_names_are_quoted_identifiers(harness: Harness) -> None:
+    await harness.db.execute(
+        'CREATE SCHEMA "we""ird"; CREATE TABLE "we""ird"."t; DROP TABLE x" ('
+        ' "e-mail""; --" text, "Name)" text, "st" text)'
+    )
+    await harness.db.execute(
+        'INSERT INTO "we""ird"."t; DROP TABLE x" VALUES ($1, $2, NULL)', "q@example.com", "Q"
+    )
+    job = dataclasses.replace(
+        harness.job,
+        table='we"ird.t; DROP TABLE x',
+        fields={"email": 'e-mail"; --', "Name": "Name)"},
+        writeback={"email_status": "st"},
+        opt_out_column=None,
+    )
+    harness.job = job
+    first = await harness.run()
+    assert first.status == "succeeded", first.error
+    assert (await harness.members())["q@example.com"]["fields"] == {"Name": "Q"}
+    await harness.run()
+    status = await harness.db.fetchval('SELECT st FROM "we""ird"."t; DROP TABLE x"')
+    assert status == "new"

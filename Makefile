@@ -31,7 +31,7 @@ types:
 	$(BIN)/mypy
 
 test:
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 bench: setup postgres
 	$(BIN)/python bench/run.py

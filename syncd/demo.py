@@ -21,27 +21,20 @@ from aiohttp import web
 
 from syncd.api import SelzyClient
 from syncd.config import Config, DatabaseConfig, JobConfig, Schedule, Secret, SelzyConfig
-from syncd.db import connect, create_pool, format_runs_table, migrate, quote_ident, recent_runs
+from syncd.db import (
+    COUNT_COLUMNS,
+    connect,
+    create_pool,
+    format_runs_table,
+    migrate,
+    quote_ident,
+    recent_runs,
+)
 from syncd.reconcile import RunOutcome, RunServices, run_job
 from syncd.sandbox import SandboxOptions, build_app
 
 DEMO_DB = "syncd_demo"
 DEMO_KEY = "demo-key"
-COUNTS_SHOWN = (
-    "local_count",
-    "remote_count",
-    "added",
-    "updated",
-    "deleted",
-    "excluded",
-    "opted_out",
-    "rejected",
-    "duplicates",
-    "remote_only",
-    "status_changes",
-    "written_back",
-    "api_calls",
-)
 
 LOCAL_ROWS = [
     ("ann@example.com", "Ann"),
@@ -91,7 +84,9 @@ def say(text: str = "") -> None:
 
 
 def show(outcome: RunOutcome) -> None:
-    counts = ", ".join(f"{name}={outcome.counts.get(name, 0)}" for name in COUNTS_SHOWN)
+    counts = ", ".join(
+        f"{name}={outcome.counts.get(name, 0)}" for name in COUNT_COLUMNS if name != "imported"
+    )
     say(f"  run {outcome.run_id}: {outcome.status} in {outcome.duration_s:.1f}s")
     say(f"  {counts}")
     if outcome.error:

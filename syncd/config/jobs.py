@@ -21,6 +21,8 @@ RESERVED_FIELDS = frozenset(
         "delete",
         "tags",
         "double_optin",
+        "overwrite_lists",
+        "overwrite_tags",
         "platform",
         "lang",
         *(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias
 
+from syncd.db import COUNT_COLUMNS
+
 Action: TypeAlias = Literal[
     "add",  # local contact not in the list: subscribe it (no status column)
     "update",  # in the list, mapped fields differ from what syncd last pushed
@@ -47,25 +49,8 @@ ACCEPTED_COUNT: dict[PushAction, str] = {
     "exclude": "excluded",
 }
 
-# syncd.runs counts, in the order the summary shows them.
-COUNT_NAMES: tuple[str, ...] = (
-    "local_count",
-    "remote_count",
-    "added",
-    "updated",
-    "deleted",
-    "excluded",
-    "opted_out",
-    "imported",
-    "rejected",
-    "quarantined",
-    "duplicates",
-    "remote_only",
-    "suppressed",
-    "status_changes",
-    "written_back",
-    "api_calls",
-)
+# syncd.runs counts, in the order the summary shows them (the run table's count columns).
+COUNT_NAMES: tuple[str, ...] = COUNT_COLUMNS
 
 # Counts a plan already knows before anything is pushed (reported actions, not pushes).
 PLANNED_COUNT: dict[str, str] = {

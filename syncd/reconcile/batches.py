@@ -16,31 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from syncd.config import JobConfig, MatchKey
+from syncd.config import RESERVED_FIELDS, JobConfig, MatchKey
 from syncd.errors import ConfigError, ConsentViolation
 from syncd.reconcile.actions import PushAction
 
 # Selzy system columns that steer subscription or existence: only syncd's rules may send them.
-_CHANNEL_SYSTEM_SUFFIXES = (
-    "status",
-    "availability",
-    "list_ids",
-    "subscribe_times",
-    "unsubscribed_list_ids",
-    "excluded_list_ids",
-    "add_time",
-    "confirm_time",
-    "request_ip",
-    "confirm_ip",
-)
-MANAGED_FIELDS: frozenset[str] = frozenset(
-    {"delete", "double_optin", "overwrite_lists", "overwrite_tags"}
-    | {
-        f"{channel}_{suffix}"
-        for channel in ("email", "phone")
-        for suffix in _CHANNEL_SYSTEM_SUFFIXES
-    }
-)
+# One list for the config loader and this bug guard (a JobConfig may also be built in code).
+MANAGED_FIELDS: frozenset[str] = RESERVED_FIELDS
 
 UNSUBSCRIBED = "unsubscribed"
 

@@ -12,22 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from syncd.db import COUNT_COLUMNS
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # syncd.runs count columns that describe what happened to contacts (the `action` label).
-CONTACT_COUNTS = (
-    "added",
-    "updated",
-    "deleted",
-    "excluded",
-    "opted_out",
-    "imported",
-    "rejected",
-    "quarantined",
-    "duplicates",
-    "remote_only",
-    "suppressed",
-    "status_changes",
-    "written_back",
+CONTACT_COUNTS = tuple(
+    name for name in COUNT_COLUMNS if name not in ("local_count", "remote_count", "api_calls")
 )
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 

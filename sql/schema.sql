@@ -92,11 +92,11 @@ CREATE TABLE syncd.remote_contacts (
 CREATE TABLE syncd.pushed (
     job                   text NOT NULL,
     key                   text NOT NULL,
-    fingerprint           uuid,            -- md5 of the values Selzy last accepted; NULL = never accepted
+    fingerprint           bigint,          -- 64-bit hash of the values Selzy last accepted; NULL = never accepted
     pushed_at             timestamptz,
     run_id                bigint,
     rejections            integer NOT NULL DEFAULT 0,   -- consecutive runs in which it was rejected
-    rejected_fingerprint  uuid,            -- the values that were rejected
+    rejected_fingerprint  bigint,          -- the values that were rejected
     last_code             text,
     last_message          text,
     quarantined_at        timestamptz,     -- set when rejections reached quarantine_after

@@ -4,9 +4,12 @@
 -- in build_plan; what a row may carry is syncd/reconcile/batches.py.
 
 -- name: tune_session
--- No parameters. The run's dedicated session sorts and hashes a whole list at once; give it
--- room so a million-row join stays in memory instead of spilling in many small batches.
+-- No parameters. The run's dedicated session hashes a whole list at once: give each hash room
+-- so a million-row join stays in memory instead of spilling in many small batches (memory is
+-- capped by these settings, not by the list's size), and skip JIT compilation, which costs up
+-- to a second per big statement here and buys nothing for one scan of simple expressions.
 SET work_mem = '64MB';
+SET jit = off;
 
 -- name: stage_remote
 -- $1 channel ('email' | 'phone'), $2 list_id (text).
@@ -29,14 +32,16 @@ FROM (
         nullif(e.phone_list_ids, '') AS phone_list_ids,
         nullif(e.phone_unsubscribed_list_ids, '') AS phone_unsubscribed_list_ids,
         nullif(CASE WHEN $1::text = 'email' THEN e.email_status ELSE e.phone_status END, '') AS status,
+        -- "$2 is one of the comma-separated ids" (spaces ignored), as a substring test of
+        -- ",a,b," for ",$2," — the same answer as splitting into an array, without building one
         CASE
-            WHEN $2::text = ANY (string_to_array(replace(
+            WHEN strpos(',' || replace(
                 CASE WHEN $1::text = 'email' THEN e.email_unsubscribed_list_ids
-                     ELSE e.phone_unsubscribed_list_ids END, ' ', ''), ','))
+                     ELSE e.phone_unsubscribed_list_ids END, ' ', '') || ',', ',' || $2::text || ',') > 0
                 THEN 'unsubscribed'
-            WHEN $2::text = ANY (string_to_array(replace(
+            WHEN strpos(',' || replace(
                 CASE WHEN $1::text = 'email' THEN e.email_list_ids
-                     ELSE e.phone_list_ids END, ' ', ''), ','))
+                     ELSE e.phone_list_ids END, ' ', '') || ',', ',' || $2::text || ',') > 0
                 THEN 'subscribed'
             ELSE 'absent'
         END AS list_status
@@ -45,10 +50,32 @@ FROM (
 ) AS r
 WHERE r.key <> '';
 
+-- name: analyze_remote
+-- No parameters. The join column only.
+ANALYZE syncd_remote (key);
+
+-- name: find_duplicate_keys
+-- No parameters. One pass over the keys of both sides: the keys held by more than one usable
+-- local row (n_local > 1; opt_out: whether any of them opted out — an opt-out in any duplicate
+-- wins) or by more than one exported row (n_remote > 1, removed by dedupe_remote).
+CREATE TEMP TABLE syncd_dupkey AS
+SELECT u.key,
+       count(*) FILTER (WHERE u.is_local) AS n_local,
+       count(*) FILTER (WHERE NOT u.is_local) AS n_remote,
+       bool_or(u.opt_out) AS opt_out
+FROM (
+    SELECT l.key, true AS is_local, l.opt_out FROM syncd_local AS l WHERE l.key_valid
+    UNION ALL
+    SELECT r.key, false, NULL FROM syncd_remote AS r
+) AS u
+GROUP BY u.key
+HAVING count(*) FILTER (WHERE u.is_local) > 1 OR count(*) FILTER (WHERE NOT u.is_local) > 1;
+ANALYZE syncd_dupkey;
+
 -- name: dedupe_remote
 -- No parameters. When the export holds a key twice (addresses that differ only in case or
 -- punctuation), keep one: the member row (unsubscribed before subscribed before absent).
--- A hash aggregate finds the (rare) duplicates; only those are sorted.
+-- Only the (rare) duplicated keys found by find_duplicate_keys are ranked.
 DELETE FROM syncd_remote AS r
 USING (
     SELECT ranked.ctid AS row_id
@@ -61,62 +88,53 @@ USING (
                             x.email, x.phone
                ) AS n
         FROM syncd_remote AS x
-        WHERE x.key IN (SELECT key FROM syncd_remote GROUP BY key HAVING count(*) > 1)
+        JOIN syncd_dupkey AS d ON d.key = x.key AND d.n_remote > 1
     ) AS ranked
     WHERE ranked.n > 1
 ) AS extra
 WHERE r.ctid = extra.row_id;
 
--- name: analyze_remote
--- No parameters.
-ANALYZE syncd_remote;
-
--- name: remote_stats
--- $1 channel. -> exported (rows in the file), unkeyed (rows without a usable key),
--- remote_count (contacts of the list: list_status subscribed or unsubscribed).
-SELECT
-    (SELECT count(*) FROM syncd_export) AS exported,
-    (SELECT count(*) FROM syncd_export AS e
-      WHERE (CASE WHEN $1::text = 'email' THEN pg_temp.syncd_email_key(e.email)
-                  ELSE pg_temp.syncd_phone_key(e.phone) END) = '') AS unkeyed,
-    (SELECT count(*) FROM syncd_remote WHERE list_status <> 'absent') AS remote_count;
-
--- name: plan_duplicate_keys
--- No parameters. The keys held by more than one local row, and whether any of them opted out
--- (an opt-out in any duplicate wins).
-CREATE TEMP TABLE syncd_dupkey AS
-SELECT l.key, bool_or(l.opt_out) AS opt_out
-FROM syncd_local AS l
-WHERE l.key_valid
-GROUP BY l.key
-HAVING count(*) > 1;
+-- name: remote_count
+-- No parameters. -> contacts of the list (list_status subscribed or unsubscribed).
+SELECT count(*) FROM syncd_remote WHERE list_status <> 'absent';
 
 -- name: create_plan_table
 -- No parameters.
 CREATE TEMP TABLE syncd_plan (
     seq          bigint NOT NULL,
-    action       text NOT NULL,
+    action       text NOT NULL,       -- see build_plan; 'writeback' and 'forget' are bookkeeping
     key          text NOT NULL,       -- normalised key ('' for an unusable one)
     key_raw      text,                -- the local value as written (invalid_key, duplicate)
     vals         text[],              -- mapped field values, in config order
-    fingerprint  uuid,                -- what syncd.pushed keeps once Selzy accepts the row
+    fingerprint  bigint,              -- what syncd.pushed keeps once Selzy accepts the row
     remote_only  boolean NOT NULL DEFAULT false,  -- in the list, never pushed, absent locally
     intended     text,                -- quarantined: the action it would have been
     code         text,                -- reported rows: syncd's or Selzy's last code
-    message      text
+    message      text,
+    writeback    boolean NOT NULL DEFAULT false   -- a local row of this key differs from Selzy's view
 );
 
 -- name: build_plan
 -- $1 job, $2 list_id (bigint), $3 channel ('email' | 'phone'), $4 delete_mode, $5 remote_only.
+-- $6..$9 (boolean): whether email_status, phone_status, email_availability, list_status are
+-- written back (syncd_local.wb_* hold those local columns as text, NULL when not configured).
 -- One row per contact that needs an action or a report; contacts already in step get none.
-INSERT INTO syncd_plan (seq, action, key, key_raw, vals, fingerprint, remote_only, intended, code, message)
+-- The local winners, the export and syncd.pushed are joined ONCE (full joins: every key of any
+-- of the three meets its other sides in one pass), and every decision is read off that row:
+--   local winner            -> add / update / opt-out / suppressed / quarantined (or nothing)
+--   in the list, not local  -> delete / exclude / keep / import (delete candidate or remote-only)
+--   pushed, neither local nor in the list -> 'forget' (cleanup_pushed drops its pushed row)
+-- and, for every local row whose key is in the export, whether its writeback columns differ
+-- from Selzy's values (`writeback`; a contact needing nothing else gets action 'writeback').
+INSERT INTO syncd_plan (seq, action, key, key_raw, vals, fingerprint, remote_only, intended, code,
+                        message, writeback)
 WITH
 dup AS (
-    SELECT l.key, l.key_raw, l.vals, d.opt_out,
-           pg_temp.syncd_fp(l.vals_fp, d.opt_out) AS fingerprint
-    FROM syncd_local AS l
-    JOIN syncd_dupkey AS d ON d.key = l.key
-    WHERE l.key_valid
+    SELECT l.*, d.opt_out AS group_opt_out,
+           pg_temp.syncd_fp(l.vals_fp, d.opt_out) AS group_fingerprint
+    FROM syncd_dupkey AS d
+    JOIN syncd_local AS l ON l.key = d.key AND l.key_valid
+    WHERE d.n_local > 1
 ),
 dup_ranked AS (
     -- The winner: the row syncd pushed last time if any, else the smallest fingerprint.
@@ -124,101 +142,139 @@ dup_ranked AS (
     SELECT dup.*,
            row_number() OVER (
                PARTITION BY dup.key
-               ORDER BY (dup.fingerprint = p.fingerprint) IS TRUE DESC, dup.fingerprint, dup.key_raw
+               ORDER BY (dup.group_fingerprint = p.fingerprint) IS TRUE DESC,
+                        dup.group_fingerprint, dup.key_raw
            ) AS rank
     FROM dup
     LEFT JOIN syncd.pushed AS p ON p.job = $1::text AND p.key = dup.key
 ),
 winner AS (
-    SELECT l.key, l.vals, l.opt_out, l.fingerprint
+    SELECT l.key, l.vals, l.opt_out, l.fingerprint,
+           l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status
     FROM syncd_local AS l
     WHERE l.key_valid
-      AND NOT EXISTS (SELECT 1 FROM syncd_dupkey AS d WHERE d.key = l.key)
+      AND NOT EXISTS (SELECT 1 FROM syncd_dupkey AS d WHERE d.key = l.key AND d.n_local > 1)
     UNION ALL
-    SELECT key, vals, opt_out, fingerprint FROM dup_ranked WHERE rank = 1
+    SELECT key, vals, group_opt_out, group_fingerprint,
+           wb_email_status, wb_phone_status, wb_email_availability, wb_list_status
+    FROM dup_ranked
+    WHERE rank = 1
 ),
-local_decided AS (
+joined AS (
     SELECT
-        w.key, w.vals, w.fingerprint,
-        CASE
-            WHEN coalesce(r.list_status, 'absent') = 'absent' THEN
-                CASE
-                    -- consent: never re-add an address unsubscribed or blocked before
-                    WHEN s.key IS NOT NULL OR r.status IN ('unsubscribed', 'blocked') THEN 'suppressed'
-                    WHEN w.opt_out THEN 'suppressed'
-                    WHEN p.quarantined_at IS NOT NULL AND p.rejected_fingerprint = w.fingerprint
-                        THEN 'quarantined'
-                    ELSE 'add'
-                END
-            -- consent: an opt-out makes a mailable contact unmailable; never quarantined
-            WHEN w.opt_out AND r.list_status = 'subscribed'
-                 AND coalesce(r.status, '') NOT IN ('unsubscribed', 'blocked')
-                THEN CASE WHEN r.status IN ('active', 'inactive') THEN 'optout_status'
-                          ELSE 'optout_list' END
-            WHEN p.quarantined_at IS NOT NULL AND p.rejected_fingerprint = w.fingerprint
-                THEN 'quarantined'
-            WHEN w.fingerprint IS DISTINCT FROM p.fingerprint THEN 'update'
-        END AS action,
-        CASE WHEN coalesce(r.list_status, 'absent') = 'absent' THEN 'add' ELSE 'update' END
-            AS intended,
-        CASE
-            WHEN coalesce(r.list_status, 'absent') <> 'absent' THEN p.last_code
-            WHEN s.key IS NOT NULL OR r.status IN ('unsubscribed', 'blocked') THEN 'unsubscribed'
-            WHEN w.opt_out THEN 'opt_out'
-            ELSE p.last_code
-        END AS code,
-        p.last_message AS message
+        coalesce(w.key, r.key, p.key) AS key,
+        w.key IS NOT NULL AS is_local,
+        w.vals, w.opt_out, w.fingerprint,
+        r.key IS NOT NULL AND r.list_status <> 'absent' AS in_list,
+        coalesce(r.list_status, 'absent') AS list_status,
+        r.status,
+        p.key IS NOT NULL AS tracked,
+        p.fingerprint AS pushed_fingerprint,
+        p.quarantined_at IS NOT NULL AND p.rejected_fingerprint = w.fingerprint AS quarantined,
+        p.last_code, p.last_message,
+        s.key IS NOT NULL AS suppressed,
+        r.key IS NOT NULL AND w.key IS NOT NULL
+            AND (w.wb_email_status, w.wb_phone_status, w.wb_email_availability, w.wb_list_status)
+                IS DISTINCT FROM (
+                    CASE WHEN $6::boolean THEN r.email_status END,
+                    CASE WHEN $7::boolean THEN r.phone_status END,
+                    CASE WHEN $8::boolean THEN r.email_availability END,
+                    CASE WHEN $9::boolean THEN r.list_status END)
+            AS writeback
     FROM winner AS w
-    LEFT JOIN syncd_remote AS r ON r.key = w.key
-    LEFT JOIN syncd.pushed AS p ON p.job = $1::text AND p.key = w.key
+    FULL JOIN syncd_remote AS r ON r.key = w.key
+    FULL JOIN (SELECT * FROM syncd.pushed WHERE job = $1::text) AS p
+        ON p.key = coalesce(w.key, r.key)
     LEFT JOIN syncd.suppressions AS s
         ON s.list_id = $2::bigint AND s.channel = $3::text AND s.key = w.key
 ),
-remote_decided AS (
-    -- In the list and absent locally: pushed earlier (a delete candidate) or remote-only.
+decided AS (
     SELECT
-        r.key,
-        p.fingerprint IS NULL AS remote_only,
+        j.*,
         CASE
-            WHEN p.fingerprint IS NOT NULL AND $4::text = 'off' THEN NULL
-            WHEN p.fingerprint IS NULL AND $5::text = 'keep' THEN 'keep'
-            WHEN p.fingerprint IS NULL AND $5::text = 'import' THEN 'import'
-            -- consent: never erase a suppression record; unsubscribed/blocked are excluded
-            WHEN $4::text = 'exclude'
-                 OR coalesce(r.status, '') NOT IN ('new', 'active', 'inactive')
-                 OR r.list_status = 'unsubscribed'
-                THEN 'exclude'
-            ELSE 'delete'
+            WHEN j.is_local AND NOT j.in_list THEN
+                CASE
+                    -- consent: never re-add an address unsubscribed or blocked before
+                    WHEN j.suppressed OR j.status IN ('unsubscribed', 'blocked') THEN 'suppressed'
+                    WHEN j.opt_out THEN 'suppressed'
+                    WHEN j.quarantined THEN 'quarantined'
+                    ELSE 'add'
+                END
+            -- consent: an opt-out makes a mailable contact unmailable; never quarantined
+            WHEN j.is_local AND j.opt_out AND j.list_status = 'subscribed'
+                 AND coalesce(j.status, '') NOT IN ('unsubscribed', 'blocked')
+                THEN CASE WHEN j.status IN ('active', 'inactive') THEN 'optout_status'
+                          ELSE 'optout_list' END
+            WHEN j.is_local AND j.quarantined THEN 'quarantined'
+            WHEN j.is_local AND j.fingerprint IS DISTINCT FROM j.pushed_fingerprint THEN 'update'
+            WHEN j.is_local THEN NULL
+            -- in the list and absent locally: pushed earlier (a delete candidate) or remote-only
+            WHEN j.in_list THEN
+                CASE
+                    WHEN j.pushed_fingerprint IS NOT NULL AND $4::text = 'off' THEN NULL
+                    WHEN j.pushed_fingerprint IS NULL AND $5::text = 'keep' THEN 'keep'
+                    WHEN j.pushed_fingerprint IS NULL AND $5::text = 'import' THEN 'import'
+                    -- consent: never erase a suppression record; unsubscribed/blocked are excluded
+                    WHEN $4::text = 'exclude'
+                         OR coalesce(j.status, '') NOT IN ('new', 'active', 'inactive')
+                         OR j.list_status = 'unsubscribed'
+                        THEN 'exclude'
+                    ELSE 'delete'
+                END
+            -- pushed earlier, neither local nor in the list: nothing left to update or delete
+            WHEN j.tracked THEN 'forget'
         END AS action
-    FROM syncd_remote AS r
-    LEFT JOIN syncd.pushed AS p ON p.job = $1::text AND p.key = r.key
-    WHERE r.list_status <> 'absent'
-      AND NOT EXISTS (SELECT 1 FROM syncd_local AS l WHERE l.key_valid AND l.key = r.key)
+    FROM joined AS j
 ),
 planned AS (
-    SELECT action, key, NULL::text AS key_raw, vals, fingerprint, false AS remote_only,
-           CASE WHEN action = 'quarantined' THEN intended END AS intended, code, message
-    FROM local_decided
-    WHERE action IS NOT NULL
+    SELECT coalesce(action, 'writeback') AS action, key, NULL::text AS key_raw,
+           CASE WHEN is_local THEN vals END AS vals,
+           CASE WHEN is_local THEN fingerprint END AS fingerprint,
+           NOT is_local AND pushed_fingerprint IS NULL AS remote_only,
+           CASE WHEN action = 'quarantined' THEN CASE WHEN in_list THEN 'update' ELSE 'add' END
+           END AS intended,
+           CASE
+               WHEN NOT is_local THEN NULL
+               WHEN in_list THEN last_code
+               WHEN suppressed OR status IN ('unsubscribed', 'blocked') THEN 'unsubscribed'
+               WHEN opt_out THEN 'opt_out'
+               ELSE last_code
+           END AS code,
+           CASE WHEN is_local THEN last_message END AS message,
+           writeback
+    FROM decided
+    WHERE action IS NOT NULL OR writeback
     UNION ALL
-    SELECT action, key, NULL, NULL, NULL, remote_only, NULL, NULL, NULL
-    FROM remote_decided
-    WHERE action IS NOT NULL
+    SELECT 'duplicate', d.key, d.key_raw, NULL, d.group_fingerprint, false, NULL, 'duplicate_key',
+           'another local row has the same normalised key',
+           r.key IS NOT NULL
+               AND (d.wb_email_status, d.wb_phone_status, d.wb_email_availability, d.wb_list_status)
+                   IS DISTINCT FROM (
+                       CASE WHEN $6::boolean THEN r.email_status END,
+                       CASE WHEN $7::boolean THEN r.phone_status END,
+                       CASE WHEN $8::boolean THEN r.email_availability END,
+                       CASE WHEN $9::boolean THEN r.list_status END)
+    FROM dup_ranked AS d
+    LEFT JOIN syncd_remote AS r ON r.key = d.key
+    WHERE d.rank > 1
     UNION ALL
-    SELECT 'duplicate', key, key_raw, NULL, fingerprint, false, NULL, 'duplicate_key',
-           'another local row has the same normalised key'
-    FROM dup_ranked
-    WHERE rank > 1
-    UNION ALL
-    SELECT 'invalid_key', key, key_raw, NULL, NULL, false, NULL,
+    SELECT 'invalid_key', l.key, l.key_raw, NULL, NULL, false, NULL,
            CASE WHEN $3::text = 'email' THEN 'invalid_email' ELSE 'invalid_phone' END,
-           CASE WHEN key_raw = '' THEN 'no ' || $3::text || ' value'
-                ELSE 'not a usable ' || $3::text END
-    FROM syncd_local
-    WHERE NOT key_valid
+           CASE WHEN l.key_raw = '' THEN 'no ' || $3::text || ' value'
+                ELSE 'not a usable ' || $3::text END,
+           r.key IS NOT NULL
+               AND (l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status)
+                   IS DISTINCT FROM (
+                       CASE WHEN $6::boolean THEN r.email_status END,
+                       CASE WHEN $7::boolean THEN r.phone_status END,
+                       CASE WHEN $8::boolean THEN r.email_availability END,
+                       CASE WHEN $9::boolean THEN r.list_status END)
+    FROM syncd_local AS l
+    LEFT JOIN syncd_remote AS r ON r.key = l.key AND l.key <> ''
+    WHERE NOT l.key_valid
 )
 SELECT row_number() OVER (ORDER BY action, key, key_raw), action, key, key_raw, vals,
-       fingerprint, remote_only, intended, code, message
+       fingerprint, remote_only, intended, code, message, writeback
 FROM planned;
 
 -- name: index_plan
@@ -227,10 +283,17 @@ CREATE INDEX syncd_plan_action_seq ON syncd_plan (action, seq);
 ANALYZE syncd_plan;
 
 -- name: plan_counts
--- No parameters. -> action, rows, remote_only (how many of them are remote-only contacts).
+-- No parameters. -> action, rows, remote_only (how many of them are remote-only contacts),
+-- for the actions that are reported (not the 'writeback' and 'forget' bookkeeping), and the
+-- bookkeeping totals as the pseudo-actions '.writeback' and '.forget'.
 SELECT action, count(*) AS rows, count(*) FILTER (WHERE remote_only) AS remote_only
 FROM syncd_plan
+WHERE action NOT IN ('writeback', 'forget')
 GROUP BY action
+UNION ALL
+SELECT '.writeback', count(*), 0 FROM syncd_plan WHERE writeback
+UNION ALL
+SELECT '.forget', count(*), 0 FROM syncd_plan WHERE action = 'forget'
 ORDER BY action;
 
 -- name: plan_sample
@@ -239,6 +302,7 @@ SELECT action, CASE WHEN action = 'invalid_key' THEN key_raw ELSE key END AS key
 FROM (
     SELECT action, key, key_raw, row_number() OVER (PARTITION BY action ORDER BY seq) AS n
     FROM syncd_plan
+    WHERE action NOT IN ('writeback', 'forget')
 ) AS numbered
 WHERE n <= $1::int
 ORDER BY action, n;
@@ -264,8 +328,7 @@ WHERE action IN ('invalid_key', 'duplicate', 'quarantined');
 
 -- name: cleanup_pushed
 -- $1 job. Forget what syncd pushed for keys that are neither in the local source nor in the
--- list any more (nothing left to update or delete). -> nothing.
+-- list any more (nothing left to update or delete): the plan's 'forget' rows. -> nothing.
 DELETE FROM syncd.pushed AS p
-WHERE p.job = $1::text
-  AND NOT EXISTS (SELECT 1 FROM syncd_local AS l WHERE l.key_valid AND l.key = p.key)
-  AND NOT EXISTS (SELECT 1 FROM syncd_remote AS r WHERE r.key = p.key AND r.list_status <> 'absent');
+USING syncd_plan AS f
+WHERE f.action = 'forget' AND p.job = $1::text AND p.key = f.key;

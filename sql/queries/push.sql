@@ -3,11 +3,11 @@
 -- so a crash never records a row Selzy did not accept, and never loses one it did.
 
 -- name: record_accepted
--- $1 job, $2 run_id, $3 keys (text[]), $4 fingerprints (uuid[]). Selzy took these rows: remember
+-- $1 job, $2 run_id, $3 keys (text[]), $4 fingerprints (bigint[]). Selzy took these rows: remember
 -- the values, clear any rejection history and quarantine.
 INSERT INTO syncd.pushed AS p (job, key, fingerprint, pushed_at, run_id)
 SELECT $1::text, u.key, u.fingerprint, now(), $2::bigint
-FROM unnest($3::text[], $4::uuid[]) AS u(key, fingerprint)
+FROM unnest($3::text[], $4::bigint[]) AS u(key, fingerprint)
 ON CONFLICT (job, key) DO UPDATE SET
     fingerprint = EXCLUDED.fingerprint,
     pushed_at = EXCLUDED.pushed_at,
@@ -30,7 +30,7 @@ INSERT INTO syncd.pushed AS p (
     job, key, run_id, rejections, rejected_fingerprint, last_code, last_message, quarantined_at)
 SELECT $1::text, u.key, $2::bigint, 1, u.fingerprint, u.code, u.message,
        CASE WHEN 1 >= $7::int THEN now() END
-FROM unnest($3::text[], $4::uuid[], $5::text[], $6::text[]) AS u(key, fingerprint, code, message)
+FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(key, fingerprint, code, message)
 ON CONFLICT (job, key) DO UPDATE SET
     rejections = CASE
         WHEN p.rejected_fingerprint IS DISTINCT FROM EXCLUDED.rejected_fingerprint THEN 1

@@ -16,7 +16,6 @@ from syncd.config import JobConfig
 from syncd.db.pool import Connection, translating
 from syncd.db.source import SourceInfo, quote_ident
 from syncd.db.sql import QUERIES
-from syncd.errors import DatabaseError
 
 _KEY_FUNCTION = {"email": "pg_temp.syncd_email_key", "phone": "pg_temp.syncd_phone_key"}
 # writeback key -> column of syncd.remote_contacts / TEMP syncd_remote holding Selzy's value
@@ -65,19 +64,29 @@ def _row_exprs(job: JobConfig, profile: Sequence[str], alias: str = "src") -> _R
     )
 
 
+def _writeback_value(job: JobConfig, key: str) -> str:
+    """The local writeback column of `key` as text, or NULL when that writeback is not mapped."""
+    column = job.writeback.get(key)
+    return "NULL::text" if column is None else _column("src", column) + "::text"
+
+
 def local_table_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> str:
     """CREATE TEMP TABLE syncd_local: one scan of the user's table. $1 profile field names,
-    $2 channel. Columns: key_raw, key, key_valid, opt_out, vals, vals_fp, fingerprint."""
+    $2 channel. Columns: key_raw, key, key_valid, opt_out, vals, vals_fp, fingerprint, and
+    wb_<source> (the local writeback column as text; NULL when that writeback is not configured)."""
     row = _row_exprs(job, profile)
+    writeback = "".join(
+        f",\n               {_writeback_value(job, key)} AS wb_{key}" for key in _WRITEBACK_SOURCE
+    )
     return (
         "CREATE TEMP TABLE syncd_local AS\n"
         "SELECT v.*, pg_temp.syncd_fp(v.vals_fp, v.opt_out) AS fingerprint\n"
         "FROM (\n"
-        "    SELECT s.key_raw, s.key, pg_temp.syncd_key_valid($2::text, s.key) AS key_valid,\n"
-        "           s.opt_out, s.vals, pg_temp.syncd_vals_fp($1::text[], s.vals) AS vals_fp\n"
+        "    SELECT s.*, pg_temp.syncd_key_valid($2::text, s.key) AS key_valid,\n"
+        "           pg_temp.syncd_vals_fp($1::text[], s.vals) AS vals_fp\n"
         "    FROM (\n"
         f"        SELECT {row.key_raw} AS key_raw, {row.key} AS key,\n"
-        f"               {row.opt_out} AS opt_out, {row.vals} AS vals\n"
+        f"               {row.opt_out} AS opt_out, {row.vals} AS vals{writeback}\n"
         f"        FROM {source.qualified} AS src\n"
         "        OFFSET 0\n"  # evaluate each expression once per row, not once per use
         "    ) AS s\n"
@@ -87,7 +96,8 @@ def local_table_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) 
 
 
 def writeback_sql(job: JobConfig, source: SourceInfo) -> str:
-    """UPDATE the writeback columns from the mirror where they differ. $1 job."""
+    """UPDATE the writeback columns from the mirror where they differ, for the keys the plan
+    flagged (syncd_plan.writeback). $1 job."""
     columns = [
         (quote_ident(column), _WRITEBACK_SOURCE[key]) for key, column in job.writeback.items()
     ]
@@ -99,6 +109,7 @@ def writeback_sql(job: JobConfig, source: SourceInfo) -> str:
         f"UPDATE {source.qualified} AS src SET {assignments}\n"
         "FROM syncd.remote_contacts AS m\n"
         f"WHERE m.job = $1::text AND m.key = {_KEY_FUNCTION[job.match]}({key_column})\n"
+        "  AND m.key IN (SELECT p.key FROM syncd_plan AS p WHERE p.writeback)\n"
         f"  AND ROW({local_values}) IS DISTINCT FROM ROW({remote_values})"
     )
 
@@ -152,21 +163,19 @@ async def create_key_functions(conn: Connection) -> None:
 
 async def build_local(
     conn: Connection, job: JobConfig, source: SourceInfo, profile: Sequence[str]
-) -> tuple[int, int]:
-    """Materialise TEMP syncd_local (one scan of the user's table) and ANALYZE it.
-    Returns (rows in the source, rows with a usable key)."""
+) -> int:
+    """Materialise TEMP syncd_local (one scan of the user's table) and ANALYZE its join columns.
+    Returns the rows in the source."""
     with translating():
-        await conn.execute(local_table_sql(job, source, profile), list(profile), job.match)
+        status = await conn.execute(local_table_sql(job, source, profile), list(profile), job.match)
         await conn.execute(QUERIES["analyze_local"])
-        row = await conn.fetchrow(QUERIES["local_stats"])
-    if row is None:  # pragma: no cover - an aggregate query always returns a row
-        raise DatabaseError("local_stats returned no row")
-    return int(row["local_count"]), int(row["local_valid"])
+    return int(status.rsplit(" ", 1)[-1])
 
 
-async def write_back(conn: Connection, job: JobConfig, source: SourceInfo) -> int:
-    """Selzy's view from the mirror into the writeback columns; rows changed."""
-    if not job.writeback:
+async def write_back(conn: Connection, job: JobConfig, source: SourceInfo, *, flagged: int) -> int:
+    """Selzy's view from the mirror into the writeback columns; rows changed. `flagged`: how
+    many contacts the plan found out of step (none: nothing to scan)."""
+    if not job.writeback or not flagged:
         return 0
     with translating():
         result = await conn.execute(writeback_sql(job, source), job.name)

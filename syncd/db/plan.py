@@ -7,8 +7,8 @@ syncd_local, syncd_remote, syncd_plan). It decides nothing: the rules are in the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from uuid import UUID
 
 from syncd.db.pool import Connection, translating
 from syncd.db.sql import QUERIES
@@ -16,18 +16,11 @@ from syncd.errors import DatabaseError
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteStats:
-    exported: int  # rows in the export file
-    unkeyed: int  # rows without a usable key for the job's channel (skipped)
-    remote_count: int  # contacts of the list (subscribed or unsubscribed there)
-
-
-@dataclass(frozen=True, slots=True)
 class PlanRow:
     seq: int
     key: str
     vals: tuple[str, ...] | None
-    fingerprint: UUID | None
+    fingerprint: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +30,20 @@ class PlannedAction:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanSummary:
+    actions: dict[str, PlannedAction]  # the reported actions (add, update, delete, keep, ...)
+    writeback: int  # contacts whose local writeback columns differ from Selzy's view
+    forget: int  # pushed rows of keys neither local nor in the list any more
+
+
+@dataclass(frozen=True, slots=True)
 class MirrorResult:
     status_changes: int
     removed: int
     new_suppressions: int
+
+
+_WRITEBACK_FLAGS = ("email_status", "phone_status", "email_availability", "list_status")
 
 
 def _count(status: str) -> int:
@@ -48,24 +51,28 @@ def _count(status: str) -> int:
 
 
 async def tune_session(conn: Connection) -> None:
+    """Session settings of the run's connection; before its first TEMP table (temp_buffers)."""
     with translating():
         await conn.execute(QUERIES["tune_session"])
 
 
-async def stage_remote(conn: Connection, *, channel: str, list_id: int) -> RemoteStats:
-    """TEMP syncd_remote from TEMP syncd_export: one row per key of `channel`."""
+async def stage_remote(conn: Connection, *, channel: str, list_id: int) -> int:
+    """TEMP syncd_remote from TEMP syncd_export: the rows with a usable key of `channel`
+    (duplicated keys are removed later by dedupe). Returns how many rows that is."""
     with translating():
-        await conn.execute(QUERIES["stage_remote"], channel, str(list_id))
-        await conn.execute(QUERIES["dedupe_remote"])
+        status = await conn.execute(QUERIES["stage_remote"], channel, str(list_id))
         await conn.execute(QUERIES["analyze_remote"])
-        row = await conn.fetchrow(QUERIES["remote_stats"], channel)
-    if row is None:  # pragma: no cover - an aggregate query always returns a row
-        raise DatabaseError("remote_stats returned no row")
-    return RemoteStats(
-        exported=int(row["exported"]),
-        unkeyed=int(row["unkeyed"]),
-        remote_count=int(row["remote_count"]),
-    )
+    return _count(status)
+
+
+async def dedupe(conn: Connection) -> int:
+    """Find the keys held twice locally (TEMP syncd_dupkey) or in the export, keep one exported
+    row per key. Needs syncd_local and syncd_remote. Returns the list's contact count."""
+    with translating():
+        await conn.execute(QUERIES["find_duplicate_keys"])
+        await conn.execute(QUERIES["dedupe_remote"])
+        remote_count = await conn.fetchval(QUERIES["remote_count"])
+    return int(remote_count)
 
 
 async def build_plan(
@@ -76,19 +83,34 @@ async def build_plan(
     channel: str,
     delete_mode: str,
     remote_only: str,
+    writeback: Collection[str] = (),
 ) -> None:
-    """TEMP syncd_plan from syncd_local, syncd_remote, syncd.pushed and syncd.suppressions."""
+    """TEMP syncd_plan from syncd_local, syncd_remote, syncd.pushed and syncd.suppressions.
+    `writeback`: the configured writeback keys (email_status, list_status, ...)."""
+    flags = [name in writeback for name in _WRITEBACK_FLAGS]
     with translating():
-        await conn.execute(QUERIES["plan_duplicate_keys"])
         await conn.execute(QUERIES["create_plan_table"])
-        await conn.execute(QUERIES["build_plan"], job, list_id, channel, delete_mode, remote_only)
+        await conn.execute(
+            QUERIES["build_plan"], job, list_id, channel, delete_mode, remote_only, *flags
+        )
         await conn.execute(QUERIES["index_plan"])
 
 
-async def plan_counts(conn: Connection) -> dict[str, PlannedAction]:
+async def plan_counts(conn: Connection) -> PlanSummary:
     with translating():
         rows = await conn.fetch(QUERIES["plan_counts"])
-    return {r["action"]: PlannedAction(int(r["rows"]), int(r["remote_only"])) for r in rows}
+    actions: dict[str, PlannedAction] = {}
+    bookkeeping: dict[str, int] = {}
+    for r in rows:
+        if r["action"].startswith("."):
+            bookkeeping[r["action"][1:]] = int(r["rows"])
+        else:
+            actions[r["action"]] = PlannedAction(int(r["rows"]), int(r["remote_only"]))
+    return PlanSummary(
+        actions=actions,
+        writeback=bookkeeping.get("writeback", 0),
+        forget=bookkeeping.get("forget", 0),
+    )
 
 
 async def plan_sample(conn: Connection, per_action: int) -> dict[str, list[str]]:
@@ -122,7 +144,10 @@ async def record_plan_outcomes(conn: Connection, *, run_id: int, job: str) -> in
         return _count(await conn.execute(QUERIES["record_plan_outcomes"], run_id, job))
 
 
-async def cleanup_pushed(conn: Connection, *, job: str) -> int:
+async def cleanup_pushed(conn: Connection, *, job: str, forget: int) -> int:
+    """Drop the pushed rows the plan marked 'forget' (`forget`: how many; none: no statement)."""
+    if not forget:
+        return 0
     with translating():
         return _count(await conn.execute(QUERIES["cleanup_pushed"], job))
 
@@ -133,13 +158,14 @@ async def update_mirror(
     """syncd.remote_contacts and syncd.suppressions from syncd_remote, in one transaction."""
     with translating():
         async with conn.transaction():
-            status_changes = await conn.fetchval(QUERIES["mirror_upsert"], job, run_id)
-            removed = await conn.execute(QUERIES["mirror_delete_missing"], job)
+            row = await conn.fetchrow(QUERIES["mirror_sync"], job, run_id)
             suppressed = await conn.execute(
                 QUERIES["mirror_suppressions"], list_id, channel, run_id
             )
+    if row is None:  # pragma: no cover - the statement always returns one row
+        raise DatabaseError("mirror_sync returned no row")
     return MirrorResult(
-        status_changes=int(status_changes),
-        removed=_count(removed),
+        status_changes=int(row["status_changes"]),
+        removed=int(row["removed"]),
         new_suppressions=_count(suppressed),
     )

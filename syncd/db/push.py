@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from uuid import UUID
 
 from syncd.db.pool import Pool, translating
 from syncd.db.runs import record_outcomes
@@ -21,13 +20,13 @@ _DELETIONS = frozenset({"delete", "exclude"})
 @dataclass(frozen=True, slots=True)
 class Accepted:
     key: str
-    fingerprint: UUID | None
+    fingerprint: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     key: str
-    fingerprint: UUID | None
+    fingerprint: int | None
     code: str
     message: str
 

@@ -33,15 +33,13 @@ from syncd.db import (
     try_lock_job,
     unlock_job,
 )
-from syncd.db.local import build_local, create_key_functions, import_remote, write_back
+from syncd.db.local import import_remote, write_back
 from syncd.db.plan import (
     PlannedAction,
-    build_plan,
+    PlanSummary,
     cleanup_pushed,
-    plan_counts,
     plan_sample,
     record_plan_outcomes,
-    stage_remote,
     tune_session,
     update_mirror,
 )
@@ -57,6 +55,7 @@ from syncd.reconcile.batches import check_mapping, profile_fields
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
 from syncd.reconcile.outcome import RunOutcome, RunServices, RunStatus
+from syncd.reconcile.planning import plan_run
 from syncd.reconcile.push import Pusher
 
 log = structlog.get_logger(__name__)
@@ -254,6 +253,8 @@ class _Run:
         self.stop = stop
         self.profile = profile_fields(job)
         self._local_valid = 0
+        self._exported = 0
+        self._summary = PlanSummary(actions={}, writeback=0, forget=0)
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -289,8 +290,10 @@ class _Run:
             return "interrupted"
         await self._import(planned)
         with state.timed("writeback"):
-            state.counts["written_back"] = await write_back(self.conn, job, self.source)
-        await cleanup_pushed(self.conn, job=job.name)
+            state.counts["written_back"] = await write_back(
+                self.conn, job, self.source, flagged=self._summary.writeback
+            )
+        await cleanup_pushed(self.conn, job=job.name, forget=self._summary.forget)
         async with self.services.pool.acquire() as pooled:
             await prune_outcomes(pooled, OUTCOME_RETENTION_DAYS)
         return final
@@ -305,30 +308,24 @@ class _Run:
                 callbacks=self.services.callbacks,
             )
         with state.timed("load"):
+            await tune_session(self.conn)  # before the session's first TEMP table
             async with client.download(url) as chunks:
                 rows = await load_export(self.conn, chunks, required=EXPORT_FIELDS)
+        self._exported = rows
         log.info("export_loaded", rows=rows)
 
     async def _plan(self) -> Mapping[str, PlannedAction]:
-        state, job, conn = self.state, self.job, self.conn
+        state = self.state
         with state.timed("plan"):
-            await tune_session(conn)
-            await create_key_functions(conn)
-            remote = await stage_remote(conn, channel=job.match, list_id=job.list_id)
-            if remote.unkeyed:
-                log.warning("export_rows_without_key", rows=remote.unkeyed, channel=job.match)
-            local_count, self._local_valid = await build_local(conn, job, self.source, self.profile)
-            await build_plan(
-                conn,
-                job=job.name,
-                list_id=job.list_id,
-                channel=job.match,
-                delete_mode=job.delete_mode,
-                remote_only=job.remote_only,
+            result = await plan_run(
+                self.conn, self.job, self.source, self.profile, exported=self._exported
             )
-            planned = await plan_counts(conn)
+        self._summary = result.summary
+        planned = result.summary.actions
+        self._local_valid = result.local_valid
+        local_count, remote_count = result.local_count, result.remote_count
         state.counts["local_count"] = local_count
-        state.counts["remote_count"] = remote.remote_count
+        state.counts["remote_count"] = remote_count
         state.planned = {action: p.rows for action, p in planned.items()}
         state.counts["remote_only"] = sum(p.remote_only for p in planned.values())
         for action, count_name in PLANNED_COUNT.items():

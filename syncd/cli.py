@@ -285,20 +285,13 @@ async def sync_jobs(
 
 async def _verify_sources(cfg: Config, jobs: Sequence[JobConfig]) -> None:
     """ConfigError listing every missing table/column of every job, before any job starts."""
-    from syncd.db import connect, describe_source
+    from syncd.db import connect, verify_sources
 
-    problems: list[str] = []
     conn = await connect(cfg.database)
     try:
-        for job in jobs:
-            try:
-                await describe_source(conn, job)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
+        await verify_sources(conn, jobs)
     finally:
         await conn.close()
-    if problems:
-        raise ConfigError(problems)
 
 
 def _worst(codes: Sequence[int]) -> int:

@@ -23,7 +23,7 @@ from syncd.config import Config, JobConfig
 from syncd.daemon.jobs import JobRunner
 from syncd.daemon.reload import diff_jobs, restart_required
 from syncd.daemon.supervisor import Supervisor
-from syncd.db import Pool, connect, create_pool, describe_source, ensure_schema
+from syncd.db import Pool, connect, create_pool, ensure_schema, verify_sources
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import register_secret
 from syncd.reconcile import RunServices
@@ -216,19 +216,12 @@ class Daemon:
     async def _check_sources(self, jobs: Sequence[JobConfig]) -> None:
         """Every job's table and columns exist (ConfigError listing all problems) and the schema
         is migrated, before the daemon schedules anything."""
-        problems: list[str] = []
         conn = await connect(self.config.database)
         try:
             await ensure_schema(conn)
-            for job in jobs:
-                try:
-                    await describe_source(conn, job)
-                except ConfigError as exc:
-                    problems.extend(exc.problems)
+            await verify_sources(conn, jobs)
         finally:
             await conn.close()
-        if problems:
-            raise ConfigError(problems)
 
     # -- heartbeat, health, metrics -------------------------------------------------------------
 

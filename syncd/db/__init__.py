@@ -30,7 +30,13 @@ from syncd.db.runs import (
     try_lock_job,
     unlock_job,
 )
-from syncd.db.source import SourceInfo, describe_source, quote_ident, quote_table
+from syncd.db.source import (
+    SourceInfo,
+    describe_source,
+    quote_ident,
+    quote_table,
+    verify_sources,
+)
 from syncd.db.sql import QUERIES, sql_dir
 
 __all__ = [
@@ -65,4 +71,5 @@ __all__ = [
     "translating",
     "try_lock_job",
     "unlock_job",
+    "verify_sources",
 ]

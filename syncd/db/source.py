@@ -8,6 +8,7 @@ compared with the catalog in Python, so a hostile name is at worst "not found".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -217,3 +218,16 @@ async def describe_source(conn: Connection, job: JobConfig) -> SourceInfo:
         writable=writable,
         insertable=is_table and relation["can_insert"],
     )
+
+
+async def verify_sources(conn: Connection, jobs: Iterable[JobConfig]) -> None:
+    """Every job's table and columns, before anything runs: one ConfigError listing every
+    problem of every job (not only the first job's)."""
+    problems: list[str] = []
+    for job in jobs:
+        try:
+            await describe_source(conn, job)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)

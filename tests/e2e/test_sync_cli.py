@@ -6,34 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from syncd.reconcile.actions import COUNT_NAMES
+from tests.e2e.cli_harness import CLI_TIMEOUT, Result
 from tests.integration.reconcile.harness import Harness, harness_fixture  # noqa: F401 - fixture
-
-CLI_TIMEOUT = 60.0
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in (self.out + self.err).splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("event") == name:
-                    found.append(record)
-        return found
 
 
 def _env(harness: Harness) -> dict[str, str]:

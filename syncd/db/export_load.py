@@ -148,7 +148,6 @@ async def load_export(
             if (exc.sqlstate or "")[:2] in _FILE_SQLSTATE_CLASSES:
                 raise _copy_error(exc) from exc
             raise
-        await conn.execute(QUERIES["export_analyze_table"].format(table=quoted_table))
     rows = int(result.rsplit(" ", 1)[-1])
     log.debug("export_loaded", rows=rows, columns=len(names))
     return rows

@@ -2,13 +2,16 @@
 and streaming it, the remote mirror and the suppression list.
 
 Everything here runs on the run's dedicated connection, where the TEMP tables live (syncd_export,
-syncd_local, syncd_remote, syncd_plan). It decides nothing: the rules are in the SQL.
+syncd_local, syncd_local_odd, syncd_dupkey, syncd_remote, syncd_plan). It decides nothing: the
+rules are in the SQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+
+import asyncpg
 
 from syncd.db.pool import Connection, translating
 from syncd.db.sql import QUERIES
@@ -66,11 +69,17 @@ async def stage_remote(conn: Connection, *, channel: str, list_id: int) -> int:
 
 
 async def dedupe(conn: Connection) -> int:
-    """Find the keys held twice locally (TEMP syncd_dupkey) or in the export, keep one exported
-    row per key. Needs syncd_local and syncd_remote. Returns the list's contact count."""
+    """Keep one exported row per key (TEMP syncd_remote, indexed on its key) and find the local
+    rows build_plan reports instead of planning: unusable keys and keys held twice (TEMP
+    syncd_local_odd, syncd_dupkey). Needs syncd_local and syncd_remote. Returns the list's
+    contact count."""
     with translating():
-        await conn.execute(QUERIES["find_duplicate_keys"])
-        await conn.execute(QUERIES["dedupe_remote"])
+        try:
+            await conn.execute(QUERIES["index_remote"])
+        except asyncpg.UniqueViolationError:  # the export holds a key twice: the rare path
+            await conn.execute(QUERIES["dedupe_remote"])
+            await conn.execute(QUERIES["index_remote"])
+        await conn.execute(QUERIES["find_local_duplicates"])
         remote_count = await conn.fetchval(QUERIES["remote_count"])
     return int(remote_count)
 

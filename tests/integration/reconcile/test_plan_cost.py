@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from syncd.db import Connection
 from syncd.db.local import create_key_functions
-from syncd.db.plan import stage_remote
+from syncd.db.plan import dedupe, stage_remote
 from tests.integration.reconcile.harness import Harness
 
 
@@ -69,6 +69,45 @@ async def test_list_membership_reads_comma_separated_ids_exactly(db: Connection)
     assert await stage_remote(db, channel="email", list_id=12) == len(cases)
     got = {r["key"]: r["list_status"] for r in await db.fetch("SELECT * FROM syncd_remote")}
     assert got == {email: expected for email, (_, _, expected) in cases.items()}
+
+
+async def test_a_key_exported_twice_keeps_the_member_row(db: Connection) -> None:
+    """The export is proved duplicate-free by a unique index; when that fails, the rows of a
+    key held twice are ranked unsubscribed, subscribed, absent and only the first stays."""
+    await create_key_functions(db)
+    await db.execute(
+        "CREATE TEMP TABLE syncd_export (email text, email_status text, email_availability text,"
+        " email_list_ids text, email_unsubscribed_list_ids text, phone text, phone_status text,"
+        " phone_list_ids text, phone_unsubscribed_list_ids text)"
+    )
+    await db.executemany(
+        "INSERT INTO syncd_export (email, email_status, email_list_ids,"
+        " email_unsubscribed_list_ids) VALUES ($1, 'active', $2, $3)",
+        [
+            ("a@x.org", None, None),
+            ("A@x.org", "12", None),
+            ("b@x.org", "12", None),
+            (" B@x.org", None, "12"),
+            ("c@x.org", "12", None),
+        ],
+    )
+    await db.execute(
+        "CREATE TEMP TABLE syncd_local (key text, key_valid boolean, opt_out boolean);"
+        "INSERT INTO syncd_local VALUES ('l@x.org', true, false), ('l@x.org', true, true),"
+        " ('m@x.org', true, false), ('', false, false)"
+    )
+    assert await stage_remote(db, channel="email", list_id=12) == 5
+    assert await dedupe(db) == 3
+    kept = await db.fetch("SELECT key, email, list_status FROM syncd_remote ORDER BY key")
+    assert [tuple(r) for r in kept] == [
+        ("a@x.org", "A@x.org", "subscribed"),
+        ("b@x.org", " B@x.org", "unsubscribed"),
+        ("c@x.org", "c@x.org", "subscribed"),
+    ]
+    dupkeys = await db.fetch("SELECT key, opt_out FROM syncd_dupkey")
+    assert [tuple(r) for r in dupkeys] == [("l@x.org", True)]
+    odd = await db.fetch("SELECT key, key_valid FROM syncd_local_odd ORDER BY key, opt_out")
+    assert [tuple(r) for r in odd] == [("", False), ("l@x.org", True), ("l@x.org", True)]
 
 
 async def _row_versions(harness: Harness) -> dict[str, list[tuple[str, str]]]:

@@ -33,7 +33,7 @@ types:
 test:
 	$(BIN)/pytest -n 2
 
-bench: setup postgres
+bench: setup postgres  
 	$(BIN)/python bench/run.py
 
 clean:

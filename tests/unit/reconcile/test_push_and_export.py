@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from uuid import UUID
 
 import pytest
 
@@ -21,7 +20,7 @@ from syncd.errors import (
 from syncd.reconcile.export import poll_delays
 from syncd.reconcile.push import is_row_refusal, split_result
 
-ROWS = [PlanRow(seq=i, key=f"k{i}", vals=(), fingerprint=UUID(int=i)) for i in range(4)]
+ROWS = [PlanRow(seq=i, key=f"k{i}", vals=(), fingerprint=i) for i in range(4)]
 
 
 def _result(*log: tuple[int, str]) -> ImportResult:
@@ -34,7 +33,7 @@ def _result(*log: tuple[int, str]) -> ImportResult:
 def test_rows_without_log_entry_are_accepted_with_their_fingerprint() -> None:
     accepted, rejected = split_result(ROWS, _result())
     assert [a.key for a in accepted] == ["k0", "k1", "k2", "k3"]
-    assert accepted[2].fingerprint == UUID(int=2)
+    assert accepted[2].fingerprint == 2
     assert rejected == []
 
 

@@ -175,3 +175,25 @@ async def test_pushed_rows_are_forgotten_once_gone_from_both_sides(harness: Harn
     assert outcome.status == "succeeded", outcome.error
     assert outcome.planned == {}
     assert set(await harness.pushed()) == {"a@example.com"}
+
+
+async def test_mirror_follows_a_change_in_any_exported_column_not_only_the_statuses(
+    harness: Harness,
+) -> None:
+    await harness.insert({"email": "a@example.com", "first_name": "A"})
+    await harness.run()
+    await harness.run()
+    other = await harness.sandbox.create_list("Other")
+    await harness.sandbox.upsert_contacts(
+        [{"email": "a@example.com", "email_list_ids": [harness.list_id, other]}]
+    )
+    seen = await harness.run()
+    assert seen.status == "succeeded", seen.error
+    assert seen.counts["status_changes"] == 0
+    ids = await harness.db.fetchval(
+        "SELECT email_list_ids FROM syncd.remote_contacts WHERE key = 'a@example.com'"
+    )
+    assert str(other) in ids.replace(" ", "").split(",")
+    before = await _row_versions(harness)
+    assert (await harness.run()).counts["status_changes"] == 0
+    assert await _row_versions(harness) == before

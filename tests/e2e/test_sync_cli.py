@@ -1,6 +1,6 @@
 """`syncd sync` as an operator runs it, in a real subprocess against the sandbox and a fresh
 database: the summary line, dry runs, the guards' exit status, one run per job at a time, and a
-run killed with SIGKILL mid-push followed by a run that converges."""
+run killed with SIGKILL or cut off from its database mid-push, followed by a run that converges."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from syncd.reconcile.actions import COUNT_NAMES
 from tests.e2e.cli_harness import CLI_TIMEOUT, Result
@@ -151,9 +153,33 @@ async def test_two_concurrent_syncs_never_both_push(harness: Harness, tmp_path: 
     assert len(calls[0]["params"]["data"]) == 4
 
 
-async def test_run_killed_mid_push_then_a_normal_run_converges(
-    harness: Harness, tmp_path: Path
+TERMINATE_SYNCD = """
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = 'syncd' AND pid <> pg_backend_pid()
+"""
+
+
+async def _kill_process(harness: Harness, proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+
+
+async def _cut_database(harness: Harness, proc: asyncio.subprocess.Process) -> None:
+    """What a PostgreSQL restart does to its clients: every syncd connection is terminated."""
+    assert await harness.db.fetchval(TERMINATE_SYNCD) >= 1
+    assert (await finish(proc)).code == 1  # the run fails; it neither hangs nor claims success
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "lost_run_status"),
+    [(_kill_process, "interrupted"), (_cut_database, "failed")],
+    ids=["kill-9", "database-restart"],
+)
+async def test_run_interrupted_mid_push_then_a_normal_run_converges(
+    harness: Harness, tmp_path: Path, interrupt: Any, lost_run_status: str
 ) -> None:
+    """PRODUCT.md: a run interrupted at any point loses nothing; nothing is recorded as pushed
+    that Selzy did not accept, and the next run converges."""
     job = dataclasses.replace(harness.job, batch_size=2, max_in_flight=1)
     config = harness.write_config(tmp_path / "syncd.toml", job)
     emails = [f"u{i:02}@example.com" for i in range(20)]
@@ -169,8 +195,7 @@ async def test_run_killed_mid_push_then_a_normal_run_converges(
         )
 
     await wait_for(some_batches_recorded)
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
+    await interrupt(harness, proc)
     pushed = await harness.pushed()
     members = await harness.members()
     assert 4 <= len(pushed) < 20
@@ -189,7 +214,7 @@ async def test_run_killed_mid_push_then_a_normal_run_converges(
     statuses = [
         r["status"] for r in await harness.db.fetch("SELECT status FROM syncd.runs ORDER BY id")
     ]
-    assert statuses == ["interrupted", "succeeded"]
+    assert statuses == [lost_run_status, "succeeded"]
     await harness.sandbox.clear_calls()
     assert (await sync(harness, config)).code == 0
     assert await harness.import_calls() == []

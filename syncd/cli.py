@@ -17,9 +17,8 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,25 +28,18 @@ from syncd import __version__
 from syncd.config import Config, JobConfig, load_config, require_api_key
 from syncd.errors import ConfigError, JobBusy, SchemaError, SyncdError, UsageError
 from syncd.logs import configure_logging, redact, register_secret
+from syncd.oneshot import (
+    EXIT_BLOCKED,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    stop_on_signals,
+    sync_jobs,
+)
 
 if TYPE_CHECKING:
-    from syncd.reconcile import RunOutcome
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BLOCKED = 3
-EXIT_CONFIG = 78
-# status of a RunOutcome -> exit status; a failure outranks a guard (see `_worst`)
-OUTCOME_EXIT = {
-    "succeeded": EXIT_OK,
-    "blocked": EXIT_BLOCKED,
-    "busy": EXIT_BLOCKED,
-    "failed": EXIT_FAILED,
-    "interrupted": EXIT_FAILED,
-}
-SAMPLE_SHOWN = 5  # keys shown per planned action in a --dry-run summary
-ALWAYS_SHOWN = ("local_count", "remote_count")  # other counts are shown when non-zero
+    pass
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -244,114 +236,6 @@ def select_jobs(cfg: Config, names: Sequence[str] | None) -> list[JobConfig]:
     return [job for job in cfg.jobs if job.name in names]
 
 
-async def sync_jobs(
-    cfg: Config, jobs: Sequence[JobConfig], *, dry_run: bool, allow_mass_delete: bool
-) -> int:
-    """Run the jobs one after the other; SIGTERM/SIGINT finish the current batches and stop."""
-    from syncd.api import SelzyClient
-    from syncd.db import create_pool
-    from syncd.reconcile import RunServices, run_job
-
-    stop = asyncio.Event()
-    outcomes: list[RunOutcome] = []
-    pool = await create_pool(cfg.database)
-    try:
-        # every job's table and columns are verified before anything is written anywhere
-        await _verify_sources(cfg, jobs)
-        with _stop_on_signals(stop):
-            async with SelzyClient(cfg.selzy) as client:
-                services = RunServices(config=cfg, pool=pool, client=client)
-                for job in jobs:
-                    if stop.is_set():
-                        print(f"{job.name}: not started (stop requested)")
-                        continue
-                    outcome = await run_job(
-                        services,
-                        job,
-                        dry_run=dry_run,
-                        allow_mass_delete=allow_mass_delete,
-                        trigger="cli",
-                        stop=stop,
-                    )
-                    outcomes.append(outcome)
-                    print(format_outcome(outcome, dry_run=dry_run), flush=True)
-    finally:
-        await pool.close()
-    codes = [OUTCOME_EXIT.get(o.status, EXIT_FAILED) for o in outcomes]
-    if len(outcomes) < len(jobs):
-        codes.append(EXIT_FAILED)  # a job was skipped because a stop was requested
-    return _worst(codes)
-
-
-async def _verify_sources(cfg: Config, jobs: Sequence[JobConfig]) -> None:
-    """ConfigError listing every missing table/column of every job, before any job starts."""
-    from syncd.db import connect, verify_sources
-
-    conn = await connect(cfg.database)
-    try:
-        await verify_sources(conn, jobs)
-    finally:
-        await conn.close()
-
-
-def _worst(codes: Sequence[int]) -> int:
-    """1 if anything failed, else 3 if anything was blocked or busy, else 0."""
-    for code in (EXIT_FAILED, EXIT_BLOCKED):
-        if code in codes:
-            return code
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-
-    def request_stop(signame: str) -> None:
-        if not stop.is_set():
-            log.warning("stop_requested", signal=signame)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, request_stop, sig.name)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-def format_outcome(outcome: RunOutcome, *, dry_run: bool) -> str:
-    """The human summary of one run: status line, counts, and for a dry run the plan."""
-    run = f" (run {outcome.run_id})" if outcome.run_id is not None else ""
-    if outcome.status == "busy":
-        return f"{outcome.job}: busy: another syncd process is running this job; nothing done"
-    title = "dry run, nothing written" if dry_run else outcome.status
-    lines = [f"{outcome.job}: {title} in {outcome.duration_s:.1f}s{run}"]
-    if dry_run:
-        lines[0] += f" [{outcome.status}]"
-        lines.append("  plan: " + _pairs(outcome.planned))
-        for action, keys in outcome.plan_sample.items():
-            if keys:
-                shown = ", ".join(list(keys)[:SAMPLE_SHOWN])
-                more = " ..." if len(keys) > SAMPLE_SHOWN else ""
-                lines.append(f"    {action}: {shown}{more}")
-    if outcome.counts:
-        lines.append("  counts: " + _pairs(outcome.counts, always=ALWAYS_SHOWN))
-    if outcome.blocked_reason:
-        lines.append(f"  blocked: {redact(outcome.blocked_reason)}")
-    if outcome.error and outcome.error != outcome.blocked_reason:
-        lines.append(f"  error: {redact(outcome.error)}")
-    if outcome.status == "blocked":
-        lines.append("  (rerun with --allow-mass-delete once the deletions are confirmed)")
-    return "\n".join(lines)
-
-
-def _pairs(values: Mapping[str, int], *, always: tuple[str, ...] = ()) -> str:
-    """`name n, ...` for the non-zero values (and those in `always`)."""
-    shown = [f"{k} {v}" for k, v in values.items() if v or k in always]
-    return ", ".join(shown) or "nothing"
-
-
 # --- run, sandbox, demo --------------------------------------------------------------------
 
 
@@ -391,7 +275,7 @@ async def _until_signal(coro: Coroutine[Any, Any, Any]) -> int:
     """Run a serve-forever coroutine until SIGTERM/SIGINT; a clean stop is exit 0."""
     task = asyncio.create_task(coro)
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()

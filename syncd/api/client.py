@@ -21,7 +21,7 @@ import structlog
 
 from syncd import __version__
 from syncd.api import results
-from syncd.api.counting import CallCounter, counting, record_attempt
+from syncd.api.counting import CallCounter, counting, record_attempt, record_error
 from syncd.api.encoding import FormValue, encode_form
 from syncd.api.envelope import interpret
 from syncd.api.messages import safe_url
@@ -237,6 +237,7 @@ class SelzyClient:
             try:
                 return await attempt()
             except ApiError as exc:
+                record_error(error_code(exc))
                 delay = next_delay(self._retry, number, exc, self._rng)
                 if delay is None:
                     if number > 1:

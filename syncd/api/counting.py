@@ -16,14 +16,19 @@ _active: ContextVar[tuple[CallCounter, ...]] = ContextVar("syncd_api_counters", 
 @dataclass(slots=True)
 class CallCounter:
     """HTTP attempts (retries and downloads included); `by_method` keys are API method names,
-    plus "download" for export file downloads."""
+    plus "download" for export file downloads; `errors` counts failed attempts by error code
+    (Selzy's code, `http_NNN`, `transport` or `protocol`), retried or not."""
 
     total: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
     def add(self, method: str) -> None:
         self.total += 1
         self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def add_error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
 
 
 @contextmanager
@@ -41,3 +46,9 @@ def record_attempt(method: str) -> None:
     """Called by the client once per HTTP attempt."""
     for counter in _active.get():
         counter.add(method)
+
+
+def record_error(code: str) -> None:
+    """Called by the client once per failed attempt, with the error's short code."""
+    for counter in _active.get():
+        counter.add_error(code)

@@ -87,12 +87,13 @@ class JobRunner:
         started = time.monotonic()
         status = "failed"
         counts: Mapping[str, int] = {}
+        api_errors: Mapping[str, int] = {}
         try:
             async with asyncio.timeout(job.run_timeout + TIMEOUT_GRACE) as deadline:
                 outcome: RunOutcome = await run_job(
                     self._services(), job, trigger=trigger, stop=self._stop
                 )
-            status, counts = outcome.status, outcome.counts
+            status, counts, api_errors = outcome.status, outcome.counts, outcome.api_errors
             if status == "busy":
                 log.info("run_skipped", job=job.name, trigger=trigger, reason="busy")
         except TimeoutError:
@@ -114,7 +115,7 @@ class JobRunner:
             log.exception("run_crashed", job=job.name, trigger=trigger, error=repr(exc))
         finally:
             duration = time.monotonic() - started
-            self.stats.record(job.name, status, counts, duration)
+            self.stats.record(job.name, status, counts, duration, api_errors)
             if status != "busy":
                 self.last[job.name] = LastRun(status, datetime.now(UTC))
 

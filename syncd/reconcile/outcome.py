@@ -46,7 +46,8 @@ class RunServices:
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     """How a run ended. `counts` are the syncd.runs counts, `planned` the plan per action;
-    `plan_sample` holds up to 5 keys per action (printed by --dry-run)."""
+    `plan_sample` holds up to 5 keys per action (printed by --dry-run); `api_errors` counts the
+    run's failed Selzy attempts by error code (retried ones included)."""
 
     job: str
     run_id: int | None
@@ -58,3 +59,4 @@ class RunOutcome:
     plan_sample: Mapping[str, Sequence[str]] = field(default_factory=dict)
     blocked_reason: str | None = None
     dry_run: bool = False
+    api_errors: Mapping[str, int] = field(default_factory=dict)

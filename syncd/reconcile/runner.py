@@ -71,6 +71,7 @@ class _RunState:
     planned: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     sample: dict[str, list[str]] = field(default_factory=dict)
+    api_errors: dict[str, int] = field(default_factory=dict)
     verdict: GuardVerdict = field(default_factory=lambda: GuardVerdict(blocked=False, reason=None))
 
     @contextlib.contextmanager
@@ -166,6 +167,7 @@ async def _locked_run(
                     raise
                 finally:
                     state.counts["api_calls"] = calls.total
+                    state.api_errors = dict(calls.errors)
                     await _finish(services, job, run_id, status, error, state, started)
         finally:
             beat.cancel()
@@ -182,6 +184,7 @@ async def _locked_run(
         plan_sample=dict(state.sample),
         blocked_reason=state.verdict.reason if state.verdict.blocked else None,
         dry_run=dry_run,
+        api_errors=state.api_errors,
     )
 
 
@@ -228,6 +231,7 @@ async def _finish(
         status=status,
         duration_s=round(duration, 3),
         **state.counts,
+        api_errors=state.api_errors,
     )
 
 

@@ -69,6 +69,7 @@ class RunStats:
     runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job, status)
     contacts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job, action)
     api_calls: Counter[str] = field(default_factory=Counter)  # job
+    api_errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job, code)
     last_duration: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[int]] = field(
         default_factory=dict
@@ -77,7 +78,14 @@ class RunStats:
     last_status: dict[str, str] = field(default_factory=dict)
     running: dict[str, bool] = field(default_factory=dict)
 
-    def record(self, job: str, status: str, counts: Mapping[str, int], duration_s: float) -> None:
+    def record(
+        self,
+        job: str,
+        status: str,
+        counts: Mapping[str, int],
+        duration_s: float,
+        api_errors: Mapping[str, int] | None = None,
+    ) -> None:
         self.runs[(job, status)] += 1
         self.last_status[job] = status
         if status == "busy":  # nothing ran here
@@ -85,6 +93,8 @@ class RunStats:
         for action in CONTACT_COUNTS:
             self.contacts[(job, action)] += int(counts.get(action, 0) or 0)
         self.api_calls[job] += int(counts.get("api_calls", 0) or 0)
+        for code, n in (api_errors or {}).items():
+            self.api_errors[(job, code)] += n
         self.last_duration[job] = duration_s
         buckets = self.durations.setdefault(job, [0] * (len(DURATION_BUCKETS) + 1))
         for index, bound in enumerate((*DURATION_BUCKETS, math.inf)):
@@ -129,6 +139,13 @@ def families(
             "counter",
             "Selzy API calls (HTTP attempts) made by runs.",
             [("", (("job", j),), stats.api_calls[j]) for j in jobs],
+        ),
+        Family(
+            "syncd_api_errors_total",
+            "counter",
+            "Failed Selzy API attempts (retried ones included) by Selzy's error code, http_NNN,"
+            " transport or protocol.",
+            [("", (("job", j), ("code", c)), n) for (j, c), n in sorted(stats.api_errors.items())],
         ),
         Family(
             "syncd_run_duration_seconds",

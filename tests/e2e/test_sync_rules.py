@@ -387,6 +387,9 @@ async def test_failed_run_exits_1_and_the_run_log_agrees_with_the_summary_lines(
         assert line["run_id"] == run["id"]
         assert line["status"] == run["status"]
         assert {n: line[n] for n in COUNT_NAMES} == {n: run[n] for n in COUNT_NAMES}
+    # the log line names what went wrong with Selzy, by code (also /metrics' syncd_api_errors_total)
+    assert failed.events("run_finished")[0]["api_errors"] == {"http_503": 1}
+    assert done.events("run_finished")[0]["api_errors"] == {}
     assert (runs[0]["added"], runs[0]["local_count"], runs[0]["remote_count"]) == (3, 3, 0)
     assert [r["id"] for r in await cli.runs("--limit", "1")] == [runs[0]["id"]]
     assert await cli.runs("--job", "other") == []

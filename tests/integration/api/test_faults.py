@@ -48,6 +48,7 @@ async def test_retryable_code_once_is_retried_and_succeeds(
     with structlog.testing.capture_logs() as logs, client.counting() as counter:
         assert await client.get_lists() == []
     assert counter.by_method == {"getLists": 2}
+    assert counter.errors == {code: 1}
     assert await _attempts(sandbox) == 2
     (retry,) = [e for e in logs if e["event"] == "api_retry"]
     assert retry["log_level"] == "warning"
@@ -60,8 +61,9 @@ async def test_final_code_is_raised_without_retry(
     client: SelzyClient, sandbox: SandboxHandle, code: str, error_type: type[SelzyError]
 ) -> None:
     await sandbox.fault(method="getLists", kind="error", code=code, message="Nope", times=-1)
-    with pytest.raises(error_type) as caught:
+    with pytest.raises(error_type) as caught, client.counting() as counter:
         await client.get_lists()
+    assert counter.errors == {code: 1}  # a final error is counted too
     assert type(caught.value) is error_type
     assert caught.value.code == code
     assert await _attempts(sandbox) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from syncd.api.counting import counting, record_attempt
+from syncd.api.counting import counting, record_attempt, record_error
 
 
 def test_counts_attempts_by_method_inside_the_block_only() -> None:
@@ -16,6 +16,15 @@ def test_counts_attempts_by_method_inside_the_block_only() -> None:
     record_attempt("getLists")  # after: not counted
     assert counter.total == 3
     assert counter.by_method == {"importContacts": 2, "download": 1}
+
+
+def test_failed_attempts_are_counted_by_error_code() -> None:
+    record_error("retry_later")  # before: not counted
+    with counting() as counter:
+        record_error("retry_later")
+        record_error("http_503")
+        record_error("retry_later")
+    assert counter.errors == {"retry_later": 2, "http_503": 1}
 
 
 def test_nested_blocks_both_count() -> None:

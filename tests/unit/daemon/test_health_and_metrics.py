@@ -55,18 +55,21 @@ def test_label_values_and_numbers_follow_the_exposition_format() -> None:
 def test_runs_feed_counters_histogram_and_last_success() -> None:
     stats = RunStats()
     stats.record("news", "succeeded", {"added": 3, "updated": 2, "api_calls": 7}, 2.5)
-    stats.record("news", "failed", {"api_calls": 1}, 0.5)
+    stats.record("news", "failed", {"api_calls": 1}, 0.5, {"retry_later": 2, "http_503": 1})
+    stats.record("news", "succeeded", {}, 0.5, {"retry_later": 1})
     stats.record("news", "busy", {}, 0.0)
     text = render(families(stats, ["news"], {"news": 1700000000.0}, healthy=True))
-    assert 'syncd_runs_total{job="news",status="succeeded"} 1' in text
+    assert 'syncd_runs_total{job="news",status="succeeded"} 2' in text
     assert 'syncd_runs_total{job="news",status="busy"} 1' in text
     assert 'syncd_contacts_total{job="news",action="added"} 3' in text
     assert 'syncd_api_calls_total{job="news"} 8' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="1"} 1' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="5"} 2' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="+Inf"} 2' in text
-    assert 'syncd_run_duration_seconds_count{job="news"} 2' in text
-    assert 'syncd_run_duration_seconds_sum{job="news"} 3' in text
+    assert 'syncd_api_errors_total{job="news",code="retry_later"} 3' in text
+    assert 'syncd_api_errors_total{job="news",code="http_503"} 1' in text
+    assert 'syncd_run_duration_seconds_bucket{job="news",le="1"} 2' in text
+    assert 'syncd_run_duration_seconds_bucket{job="news",le="5"} 3' in text
+    assert 'syncd_run_duration_seconds_bucket{job="news",le="+Inf"} 3' in text
+    assert 'syncd_run_duration_seconds_count{job="news"} 3' in text
+    assert 'syncd_run_duration_seconds_sum{job="news"} 3.5' in text
     assert 'syncd_last_success_timestamp_seconds{job="news"} 1700000000' in text
     assert "syncd_up 1" in text
     sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"\\]*(\\.[^"\\]*)*",?)*\})? [-+0-9.eInfNa]+$')

@@ -21,11 +21,6 @@ from syncd.db.sql import QUERIES
 MISSED_PERIODS = 3
 
 
-def health_queries() -> Mapping[str, str]:
-    """The named blocks of sql/queries/health.sql (loaded once with every other query file)."""
-    return QUERIES
-
-
 @dataclass(frozen=True, slots=True)
 class JobRuns:
     """What syncd.runs says about one job."""
@@ -72,5 +67,5 @@ def evaluate(
 
 async def fetch_job_runs(pool: Pool, jobs: Sequence[str]) -> list[JobRuns]:
     """The last run and last success of each job, in one query."""
-    rows = await pool.fetch(health_queries()["job_health"], list(jobs))
+    rows = await pool.fetch(QUERIES["job_health"], list(jobs))
     return [JobRuns(**dict(row)) for row in rows]

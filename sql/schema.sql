@@ -9,7 +9,9 @@ CREATE TABLE IF NOT EXISTS syncd.migrations (
 CREATE TABLE syncd.jobs (
     id          serial PRIMARY KEY,
     name        text NOT NULL UNIQUE,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    list_id     bigint,          -- the job's list and match channel, as its last run knew them
+    match       text
 );
 
 -- One row per reconciliation run (PRODUCT.md "What syncd keeps").
@@ -67,10 +69,36 @@ CREATE INDEX row_outcomes_run_idx ON syncd.row_outcomes (run_id);
 CREATE INDEX row_outcomes_job_key_idx ON syncd.row_outcomes (job, key);
 CREATE INDEX row_outcomes_created_idx ON syncd.row_outcomes (created_at);  -- pruning
 
--- The remote mirror: each contact of the job's list as the last export showed it.
-CREATE TABLE syncd.remote_contacts (
+-- The canonical key of a raw email / phone (the same rules as pg_temp.syncd_email_key and
+-- syncd_phone_key of sql/queries/local.sql, which a test holds equal to syncd.reconcile.keys).
+CREATE FUNCTION syncd.email_key(raw text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT lower(btrim(coalesce(raw, ''),
+        E' \t\n\r\u000B\u000C\u0085\u00A0\u1680\u180E\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A\u200B\u200C\u200D\u2028\u2029\u202F\u205F\u2060\u3000\uFEFF')) $$;
+CREATE FUNCTION syncd.phone_key(raw text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(nullif('+' || regexp_replace(coalesce(raw, ''), '[^0-9]', '', 'g'), '+'), '') $$;
+
+-- The contact ledger (PRODUCT.md "What syncd keeps"): one row per (job, key).
+CREATE TABLE syncd.contacts (
     job                          text NOT NULL,
-    key                          text NOT NULL,   -- normalised match key
+    key                          text NOT NULL,   -- canonical key of the job's match channel
+    -- the local side, as the last real run saw it
+    local_fp                     bigint,          -- fingerprint of the mapped values and opt-out; NULL: not in the local table at the last run
+    local_changed_at             timestamptz,     -- when local_fp last changed (NULL: absent)
+    -- what syncd last pushed and Selzy accepted
+    pushed_fp                    bigint,          -- NULL: nothing of syncd's is in Selzy
+    pushed_action                text,
+    pushed_at                    timestamptz,
+    pushed_run                   bigint,
+    -- a push in flight: written before the batch is sent, settled when its answer is recorded;
+    -- left set by a crash, it means the contact *may* exist in Selzy with these values
+    intent_action                text,
+    intent_fp                    bigint,
+    intent_run                   bigint,
+    intent_at                    timestamptz,
+    -- Selzy, as the last export showed it (both channels)
+    remote_seen                  boolean NOT NULL DEFAULT false,  -- in the last export
     email                        text,
     email_status                 text,
     email_availability           text,
@@ -80,37 +108,45 @@ CREATE TABLE syncd.remote_contacts (
     phone_status                 text,
     phone_list_ids               text,
     phone_unsubscribed_list_ids  text,
-    list_status                  text NOT NULL    -- via the match channel: subscribed | unsubscribed | absent
+    list_status                  text NOT NULL DEFAULT 'absent'  -- this list, via the match channel
                                  CHECK (list_status IN ('subscribed', 'unsubscribed', 'absent')),
-    first_seen_at                timestamptz NOT NULL DEFAULT now(),
-    changed_at                   timestamptz NOT NULL DEFAULT now(),
-    run_id                       bigint,
+    remote_first_seen_at         timestamptz,
+    remote_changed_at            timestamptz,
+    remote_run                   bigint,
+    -- consent: the first suppression seen on the match channel for this list; kept for good
+    suppressed_reason            text,
+    suppressed_at                timestamptz,
+    -- rejections of syncd's values by Selzy, and quarantine
+    rejections                   integer NOT NULL DEFAULT 0,  -- consecutive runs rejected
+    rejected_fp                  bigint,
+    rejected_run                 bigint,
+    last_code                    text,
+    last_message                 text,
+    quarantined_at               timestamptz,
     PRIMARY KEY (job, key)
 );
+-- The few rows a crash left in flight, found without scanning the ledger.
+CREATE INDEX contacts_intent_idx ON syncd.contacts (job) WHERE intent_action IS NOT NULL;
 
--- What syncd last pushed per contact, and its rejection history.
-CREATE TABLE syncd.pushed (
-    job                   text NOT NULL,
-    key                   text NOT NULL,
-    fingerprint           bigint,          -- 64-bit hash of the values Selzy last accepted; NULL = never accepted
-    pushed_at             timestamptz,
-    run_id                bigint,
-    rejections            integer NOT NULL DEFAULT 0,   -- consecutive runs in which it was rejected
-    rejected_fingerprint  bigint,          -- the values that were rejected
-    last_code             text,
-    last_message          text,
-    quarantined_at        timestamptz,     -- set when rejections reached quarantine_after
-    PRIMARY KEY (job, key)
-);
-
--- Every address ever seen unsubscribed or blocked in a list: never re-added to that list.
-CREATE TABLE syncd.suppressions (
+-- Suppressions of 0001 were kept per (list, channel, key), not per job: they wait here until a
+-- run of the job owning that list and channel takes them into its ledger (then they are gone).
+CREATE TABLE syncd.suppressions_carried (
     list_id        bigint NOT NULL,
-    channel        text NOT NULL CHECK (channel IN ('email', 'phone')),
+    channel        text NOT NULL,
     key            text NOT NULL,
-    reason         text NOT NULL,          -- e.g. email_status=unsubscribed, list_status=unsubscribed
-    first_seen_at  timestamptz NOT NULL DEFAULT now(),
-    run_id         bigint,
+    reason         text NOT NULL,
+    first_seen_at  timestamptz NOT NULL,
     PRIMARY KEY (list_id, channel, key)
 );
-INSERT INTO syncd.migrations (version, name) VALUES (1, 'create_schema');
+
+-- The remote mirror (PRODUCT.md): each contact of the job's list as the last export showed it,
+-- under the name and columns 0001 gave it.
+CREATE VIEW syncd.remote_contacts AS
+SELECT job, key, email, email_status, email_availability, email_list_ids,
+       email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
+       phone_unsubscribed_list_ids, list_status, remote_first_seen_at AS first_seen_at,
+       remote_changed_at AS changed_at, remote_run AS run_id
+FROM syncd.contacts
+WHERE remote_seen;
+
+INSERT INTO syncd.migrations (version, name) VALUES (1, 'create_schema'), (2, 'create_contact_ledger');

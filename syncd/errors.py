@@ -14,6 +14,7 @@ at the boundary that owns the dependency (api/ for aiohttp, db/ for asyncpg).
     │       ├── RateLimited         api_call_limit_exceeded_for_* (retryable, long back-off)
     │       ├── AuthError           invalid_api_key, access_denied
     │       ├── InvalidArgument     invalid_arg
+    │       ├── CallRefused         a refusal of the whole call, not of any row (fails the run)
     │       └── (SelzyError itself) unspecified, unknown_method, not_enough_money, new codes
     ├── ExportError                 the export is unusable (malformed, truncated, too slow)
     ├── JobBusy                     another process is running this job right now
@@ -109,6 +110,11 @@ class AuthError(SelzyError):
 
 class InvalidArgument(SelzyError):
     """`invalid_arg`: the request itself is wrong, never retried as is."""
+
+
+class CallRefused(SelzyError):
+    """Selzy refused a batch as a call (every part of it alike, or a field or list it does not
+    have): no row caused it, so no contact is counted as rejected or quarantined for it."""
 
 
 class ExportError(SyncdError):

@@ -4,8 +4,10 @@
 
 -- name: create_key_functions
 -- No parameters. Creates, on this connection only:
---   pg_temp.syncd_email_key(raw)      -> trimmed, lower-cased email ('' for NULL)
---   pg_temp.syncd_phone_key(raw)      -> '+' (if the number starts with one) and the digits ('' for NULL)
+--   pg_temp.syncd_email_key(raw)      -> syncd.email_key: trimmed of all Unicode whitespace
+--                                        (no-break and zero-width too), lower-cased ('' for NULL)
+--   pg_temp.syncd_phone_key(raw)      -> syncd.phone_key: '+' and the digits, whether or not the
+--                                        value has a '+' ('' when it has no digit)
 --   pg_temp.syncd_key_valid(ch, key)  -> whether a normalised key is usable for channel ch
 --   pg_temp.syncd_vals_fp(names, vals)-> fingerprint of the mapped field names and values: a 64-bit
 --                                        hash of their array literals, which quote every element
@@ -19,15 +21,14 @@
 -- IMMUTABLE it would run as a separate SQL function call per row, several times slower).
 CREATE OR REPLACE FUNCTION pg_temp.syncd_email_key(raw text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT lower(btrim(coalesce(raw, ''), E' \t\r\n')) $$;
+    AS $$ SELECT syncd.email_key(raw) $$;
 CREATE OR REPLACE FUNCTION pg_temp.syncd_phone_key(raw text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT CASE WHEN left(btrim(coalesce(raw, ''), E' \t\r\n'), 1) = '+' THEN '+' ELSE '' END
-                 || regexp_replace(coalesce(raw, ''), '[^0-9]', '', 'g') $$;
+    AS $$ SELECT syncd.phone_key(raw) $$;
 CREATE OR REPLACE FUNCTION pg_temp.syncd_key_valid(channel text, key text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE WHEN channel = 'email' THEN key ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'
-                      ELSE key ~ '^\+?[0-9]{7,15}$' END $$;
+                      ELSE key ~ '^\+[0-9]{7,15}$' END $$;
 CREATE OR REPLACE FUNCTION pg_temp.syncd_vals_fp(names text[], vals text[]) RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT hashtextextended(names::text || vals::text, 0) $$;

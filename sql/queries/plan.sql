@@ -1,7 +1,7 @@
 -- The plan: the staged export and the local source (TEMP tables of the run's dedicated
--- connection) diffed against syncd.pushed and syncd.suppressions, in set-based SQL.
--- Every rule of PRODUCT.md "Diff" and "Consent" that decides *what happens to a contact* is
--- in build_plan; what a row may carry is syncd/reconcile/batches.py.
+-- connection) joined ONCE with the contact ledger (syncd.contacts), each contact decided by
+-- pg_temp.syncd_decide (sql/queries/decide.sql, the SQL form of syncd/reconcile/decision.py).
+-- What a row may carry is syncd/reconcile/batches.py.
 
 -- name: tune_session
 -- No parameters. The run's dedicated session hashes a whole list at once: give each hash room
@@ -20,8 +20,20 @@ SET default_statistics_target = 10;
 -- One row per exported contact with a usable key of the channel (dedupe_remote then keeps one
 -- per key). list_status: the job's list via the channel's *_unsubscribed_list_ids /
 -- *_list_ids, else 'absent' (exported because its other channel is in the list).
+-- status / other_status: the match channel's and the other channel's status; elsewhere: an
+-- unsubscribe from any list on either channel other than this list on the match channel.
 CREATE TEMP TABLE syncd_remote AS
-SELECT r.*
+SELECT r.*,
+       CASE
+           WHEN strpos(',' || r.own_unsub || ',', ',' || $2::text || ',') > 0 THEN 'unsubscribed'
+           WHEN strpos(',' || r.own_lists || ',', ',' || $2::text || ',') > 0 THEN 'subscribed'
+           ELSE 'absent'
+       END AS list_status,
+       -- "$2 is one of the comma-separated ids" as a substring test of ",a,b," for ",$2,"; the
+       -- match channel's unsubscribes other than $2: what is left once ",$2," is taken out
+       r.other_unsub <> ''
+           OR replace(replace(',' || r.own_unsub || ',', ',' || $2::text || ',', ','), ',', '')
+              <> '' AS elsewhere
 FROM (
     SELECT
         CASE WHEN $1::text = 'email' THEN pg_temp.syncd_email_key(e.email)
@@ -35,20 +47,16 @@ FROM (
         nullif(e.phone_status, '') AS phone_status,
         nullif(e.phone_list_ids, '') AS phone_list_ids,
         nullif(e.phone_unsubscribed_list_ids, '') AS phone_unsubscribed_list_ids,
-        nullif(CASE WHEN $1::text = 'email' THEN e.email_status ELSE e.phone_status END, '') AS status,
-        -- "$2 is one of the comma-separated ids" (spaces ignored), as a substring test of
-        -- ",a,b," for ",$2," — the same answer as splitting into an array, without building one
-        CASE
-            WHEN strpos(',' || replace(
-                CASE WHEN $1::text = 'email' THEN e.email_unsubscribed_list_ids
-                     ELSE e.phone_unsubscribed_list_ids END, ' ', '') || ',', ',' || $2::text || ',') > 0
-                THEN 'unsubscribed'
-            WHEN strpos(',' || replace(
-                CASE WHEN $1::text = 'email' THEN e.email_list_ids
-                     ELSE e.phone_list_ids END, ' ', '') || ',', ',' || $2::text || ',') > 0
-                THEN 'subscribed'
-            ELSE 'absent'
-        END AS list_status
+        nullif(CASE WHEN $1::text = 'email' THEN e.email_status ELSE e.phone_status END, '')
+            AS status,
+        nullif(CASE WHEN $1::text = 'email' THEN e.phone_status ELSE e.email_status END, '')
+            AS other_status,
+        replace(coalesce(CASE WHEN $1::text = 'email' THEN e.email_list_ids
+                              ELSE e.phone_list_ids END, ''), ' ', '') AS own_lists,
+        replace(coalesce(CASE WHEN $1::text = 'email' THEN e.email_unsubscribed_list_ids
+                              ELSE e.phone_unsubscribed_list_ids END, ''), ' ', '') AS own_unsub,
+        replace(coalesce(CASE WHEN $1::text = 'email' THEN e.phone_unsubscribed_list_ids
+                              ELSE e.email_unsubscribed_list_ids END, ''), ' ', '') AS other_unsub
     FROM syncd_export AS e
     OFFSET 0
 ) AS r
@@ -120,36 +128,54 @@ ANALYZE syncd_dupkey;
 -- No parameters. -> contacts of the list (list_status subscribed or unsubscribed).
 SELECT count(*) FROM syncd_remote WHERE list_status <> 'absent';
 
+-- name: absorb_carried_suppressions
+-- $1 job, $2 list_id (bigint), $3 channel. Suppressions carried over from schema 0001 (kept per
+-- list and channel) move into the ledger of the job that owns that list. Nothing to do, and
+-- nothing written, once they have moved. -> rows moved.
+WITH moved AS (
+    DELETE FROM syncd.suppressions_carried
+    WHERE list_id = $2::bigint AND channel = $3::text
+    RETURNING key, reason, first_seen_at
+)
+INSERT INTO syncd.contacts AS c (job, key, suppressed_reason, suppressed_at)
+SELECT $1::text, key, reason, first_seen_at FROM moved
+ON CONFLICT (job, key) DO UPDATE SET
+    suppressed_reason = coalesce(c.suppressed_reason, EXCLUDED.suppressed_reason),
+    suppressed_at = coalesce(c.suppressed_at, EXCLUDED.suppressed_at);
+
 -- name: create_plan_table
 -- No parameters.
 CREATE TEMP TABLE syncd_plan (
-    seq          bigint NOT NULL,
-    action       text NOT NULL,       -- see build_plan; 'writeback' and 'forget' are bookkeeping
-    key          text NOT NULL,       -- normalised key ('' for an unusable one)
-    key_raw      text,                -- the local value as written (invalid_key, duplicate)
-    vals         text[],              -- mapped field values, in config order
-    fingerprint  bigint,              -- what syncd.pushed keeps once Selzy accepts the row
-    remote_only  boolean NOT NULL DEFAULT false,  -- in the list, never pushed, absent locally
-    intended     text,                -- quarantined: the action it would have been
-    code         text,                -- reported rows: syncd's or Selzy's last code
-    message      text,
-    writeback    boolean NOT NULL DEFAULT false   -- a local row of this key differs from Selzy's view
+    seq             bigint NOT NULL,
+    action          text NOT NULL,       -- the action part of `reason`
+    reason          text NOT NULL,       -- decision.py's code, `action:why`
+    key             text NOT NULL,       -- canonical key ('' for an unusable one)
+    key_raw         text,                -- the local value as written (invalid_key, duplicate)
+    vals            text[],              -- mapped field values, in config order
+    fingerprint     bigint,              -- what the ledger keeps once Selzy accepts the row
+    is_local        boolean NOT NULL DEFAULT false,
+    exported        boolean NOT NULL DEFAULT false,  -- in this export (either channel)
+    remote_only     boolean NOT NULL DEFAULT false,  -- in the list, never pushed, absent locally
+    code            text,                -- reported rows: syncd's or Selzy's last code
+    message         text,
+    writeback       boolean NOT NULL DEFAULT false,  -- a local row of this key differs from Selzy's view
+    ledger          text,                -- how the ledger row changes: upsert | forget | NULL
+    new_suppression text,                -- a suppression the ledger did not know yet
+    status_changed  boolean NOT NULL DEFAULT false   -- Selzy-side status change since the ledger's view
 );
 
 -- name: build_plan
--- $1 job, $2 list_id (bigint), $3 channel ('email' | 'phone'), $4 delete_mode, $5 remote_only.
--- $6..$9 (boolean): whether email_status, phone_status, email_availability, list_status are
+-- $1 job, $2 channel ('email' | 'phone'), $3 delete_mode, $4 remote_only.
+-- $5..$8 (boolean): whether email_status, phone_status, email_availability, list_status are
 -- written back (syncd_local.wb_* hold those local columns as text, NULL when not configured).
--- One row per contact that needs an action or a report; contacts already in step get none.
--- The local winners, the export and syncd.pushed are joined ONCE (full joins: every key of any
--- of the three meets its other sides in one pass), and every decision is read off that row:
---   local winner            -> add / update / opt-out / suppressed / quarantined (or nothing)
---   in the list, not local  -> delete / exclude / keep / import (delete candidate or remote-only)
---   pushed, neither local nor in the list -> 'forget' (cleanup_pushed drops its pushed row)
--- and, for every local row whose key is in the export, whether its writeback columns differ
--- from Selzy's values (`writeback`; a contact needing nothing else gets action 'writeback').
-INSERT INTO syncd_plan (seq, action, key, key_raw, vals, fingerprint, remote_only, intended, code,
-                        message, writeback)
+-- The local winners, the export and the job's ledger are joined ONCE (full joins: every key of
+-- any of the three meets its other sides in one pass); pg_temp.syncd_decide gives each contact
+-- its reason. One row per contact that needs an action, a report, a writeback or a change of
+-- its ledger row; contacts already in step get none, so a run with nothing to change writes
+-- nothing but this (empty) TEMP table.
+INSERT INTO syncd_plan (seq, action, reason, key, key_raw, vals, fingerprint, is_local, exported,
+                        remote_only, code, message, writeback, ledger, new_suppression,
+                        status_changed)
 WITH
 dup AS (
     SELECT l.*, d.opt_out AS group_opt_out,
@@ -158,16 +184,16 @@ dup AS (
     JOIN syncd_local_odd AS l ON l.key = d.key AND l.key_valid
 ),
 dup_ranked AS (
-    -- The winner: the row syncd pushed last time if any, else the smallest fingerprint.
+    -- The winner: the row Selzy last accepted if any, else the smallest fingerprint.
     -- Deterministic and sticky, so a duplicate never flip-flops between two rows.
     SELECT dup.*,
            row_number() OVER (
                PARTITION BY dup.key
-               ORDER BY (dup.group_fingerprint = p.fingerprint) IS TRUE DESC,
+               ORDER BY (dup.group_fingerprint = c.pushed_fp) IS TRUE DESC,
                         dup.group_fingerprint, dup.key_raw
            ) AS rank
     FROM dup
-    LEFT JOIN syncd.pushed AS p ON p.job = $1::text AND p.key = dup.key
+    LEFT JOIN syncd.contacts AS c ON c.job = $1::text AND c.key = dup.key
 ),
 winner AS (
     SELECT l.key, l.vals, l.opt_out, l.fingerprint,
@@ -183,119 +209,130 @@ winner AS (
 ),
 joined AS (
     SELECT
-        coalesce(w.key, r.key, p.key) AS key,
+        coalesce(w.key, r.key, c.key) AS key,
         w.key IS NOT NULL AS is_local,
         w.vals, w.opt_out, w.fingerprint,
-        r.key IS NOT NULL AND r.list_status <> 'absent' AS in_list,
-        coalesce(r.list_status, 'absent') AS list_status,
-        r.status,
-        p.key IS NOT NULL AS tracked,
-        p.fingerprint AS pushed_fingerprint,
-        p.quarantined_at IS NOT NULL AND p.rejected_fingerprint = w.fingerprint AS quarantined,
-        p.last_code, p.last_message,
-        s.key IS NOT NULL AS suppressed,
+        r.key IS NOT NULL AS exported,
+        CASE WHEN r.list_status IN ('subscribed', 'unsubscribed') THEN r.list_status
+             ELSE 'none' END AS membership,
+        r.status, r.other_status, coalesce(r.elsewhere, false) AS elsewhere,
+        -- a ledger row with something left to forget once neither side holds the contact
+        c.key IS NOT NULL AND (c.suppressed_reason IS NULL OR c.pushed_fp IS NOT NULL
+                               OR c.intent_action IS NOT NULL OR c.local_fp IS NOT NULL
+                               OR c.remote_seen) AS forgettable,
+        c.pushed_fp, c.intent_action, c.suppressed_reason, c.last_code, c.last_message,
+        c.quarantined_at IS NOT NULL AND c.rejected_fp = w.fingerprint AS quarantined,
+        -- the ledger's row is out of date: the local side or Selzy's changed since it was written
+        (w.key IS NOT NULL AND c.local_fp IS DISTINCT FROM w.fingerprint)
+            OR (w.key IS NULL AND c.local_fp IS NOT NULL) AS local_dirty,
+        CASE
+            WHEN r.key IS NULL THEN coalesce(c.remote_seen, false)
+            WHEN c.key IS NULL OR NOT c.remote_seen THEN true
+            ELSE (c.email, c.email_status, c.email_availability, c.email_list_ids,
+                  c.email_unsubscribed_list_ids, c.phone, c.phone_status, c.phone_list_ids,
+                  c.phone_unsubscribed_list_ids, c.list_status)
+                 IS DISTINCT FROM
+                 (r.email, r.email_status, r.email_availability, r.email_list_ids,
+                  r.email_unsubscribed_list_ids, r.phone, r.phone_status, r.phone_list_ids,
+                  r.phone_unsubscribed_list_ids, r.list_status)
+        END AS remote_dirty,
+        -- Selzy-side status changes: against the ledger's last view, or, for a contact syncd
+        -- pushed since (never seen in an export yet), against what the push left it as
+        r.key IS NOT NULL AND c.key IS NOT NULL AND (
+            c.list_status IS DISTINCT FROM r.list_status
+            OR (c.remote_seen AND (c.email_status, c.phone_status)
+                                  IS DISTINCT FROM (r.email_status, r.phone_status))
+            OR (NOT c.remote_seen AND r.status IN ('unsubscribed', 'blocked'))
+        ) AS status_changed,
+        CASE WHEN c.suppressed_reason IS NULL AND r.key IS NOT NULL THEN
+            CASE WHEN r.status IN ('unsubscribed', 'blocked') THEN $2::text || '_status=' || r.status
+                 WHEN r.list_status = 'unsubscribed' THEN 'list_status=unsubscribed' END
+        END AS new_suppression,
         r.key IS NOT NULL AND w.key IS NOT NULL
             AND (w.wb_email_status, w.wb_phone_status, w.wb_email_availability, w.wb_list_status)
                 IS DISTINCT FROM (
-                    CASE WHEN $6::boolean THEN r.email_status END,
-                    CASE WHEN $7::boolean THEN r.phone_status END,
-                    CASE WHEN $8::boolean THEN r.email_availability END,
-                    CASE WHEN $9::boolean THEN r.list_status END)
+                    CASE WHEN $5::boolean THEN r.email_status END,
+                    CASE WHEN $6::boolean THEN r.phone_status END,
+                    CASE WHEN $7::boolean THEN r.email_availability END,
+                    CASE WHEN $8::boolean THEN r.list_status END)
             AS writeback
     FROM winner AS w
     FULL JOIN syncd_remote AS r ON r.key = w.key
-    FULL JOIN (SELECT * FROM syncd.pushed WHERE job = $1::text) AS p
-        ON p.key = coalesce(w.key, r.key)
-    LEFT JOIN syncd.suppressions AS s
-        ON s.list_id = $2::bigint AND s.channel = $3::text AND s.key = w.key
+    FULL JOIN (SELECT * FROM syncd.contacts WHERE job = $1::text) AS c
+        ON c.key = coalesce(w.key, r.key)
 ),
 decided AS (
-    SELECT
-        j.*,
-        CASE
-            WHEN j.is_local AND NOT j.in_list THEN
-                CASE
-                    -- consent: never re-add an address unsubscribed or blocked before
-                    WHEN j.suppressed OR j.status IN ('unsubscribed', 'blocked') THEN 'suppressed'
-                    WHEN j.opt_out THEN 'suppressed'
-                    WHEN j.quarantined THEN 'quarantined'
-                    ELSE 'add'
-                END
-            -- consent: an opt-out makes a mailable contact unmailable; never quarantined
-            WHEN j.is_local AND j.opt_out AND j.list_status = 'subscribed'
-                 AND coalesce(j.status, '') NOT IN ('unsubscribed', 'blocked')
-                THEN CASE WHEN j.status IN ('active', 'inactive') THEN 'optout_status'
-                          ELSE 'optout_list' END
-            WHEN j.is_local AND j.quarantined THEN 'quarantined'
-            WHEN j.is_local AND j.fingerprint IS DISTINCT FROM j.pushed_fingerprint THEN 'update'
-            WHEN j.is_local THEN NULL
-            -- in the list and absent locally: pushed earlier (a delete candidate) or remote-only
-            WHEN j.in_list THEN
-                CASE
-                    WHEN j.pushed_fingerprint IS NOT NULL AND $4::text = 'off' THEN NULL
-                    WHEN j.pushed_fingerprint IS NULL AND $5::text = 'keep' THEN 'keep'
-                    WHEN j.pushed_fingerprint IS NULL AND $5::text = 'import' THEN 'import'
-                    -- consent: never erase a suppression record; unsubscribed/blocked are excluded
-                    WHEN $4::text = 'exclude'
-                         OR coalesce(j.status, '') NOT IN ('new', 'active', 'inactive')
-                         OR j.list_status = 'unsubscribed'
-                        THEN 'exclude'
-                    ELSE 'delete'
-                END
-            -- pushed earlier, neither local nor in the list: nothing left to update or delete
-            WHEN j.tracked THEN 'forget'
-        END AS action
+    SELECT j.*,
+           pg_temp.syncd_decide(
+               CASE WHEN j.is_local THEN 'present' ELSE 'absent' END,
+               coalesce(j.opt_out, false),
+               j.fingerprint IS DISTINCT FROM j.pushed_fp,
+               j.membership, j.status, j.other_status, j.elsewhere,
+               j.suppressed_reason IS NOT NULL,
+               j.pushed_fp IS NOT NULL,
+               j.intent_action IS NOT NULL,
+               coalesce(j.quarantined, false),
+               $3::text, $4::text) AS reason
     FROM joined AS j
 ),
 planned AS (
-    SELECT coalesce(action, 'writeback') AS action, key, NULL::text AS key_raw,
+    SELECT split_part(reason, ':', 1) AS action, reason, key, NULL::text AS key_raw,
            CASE WHEN is_local THEN vals END AS vals,
            CASE WHEN is_local THEN fingerprint END AS fingerprint,
-           NOT is_local AND pushed_fingerprint IS NULL AS remote_only,
-           CASE WHEN action = 'quarantined' THEN CASE WHEN in_list THEN 'update' ELSE 'add' END
-           END AS intended,
+           is_local, exported,
+           NOT is_local AND pushed_fp IS NULL AND intent_action IS NULL AND membership <> 'none'
+               AS remote_only,
+           CASE WHEN is_local AND split_part(reason, ':', 1) IN ('suppressed', 'quarantined')
+                THEN coalesce(last_code, split_part(reason, ':', 2)) END AS code,
+           CASE WHEN is_local AND split_part(reason, ':', 1) = 'quarantined'
+                THEN last_message END AS message,
+           writeback,
            CASE
-               WHEN NOT is_local THEN NULL
-               WHEN in_list THEN last_code
-               WHEN suppressed OR status IN ('unsubscribed', 'blocked') THEN 'unsubscribed'
-               WHEN opt_out THEN 'opt_out'
-               ELSE last_code
-           END AS code,
-           CASE WHEN is_local THEN last_message END AS message,
-           writeback
+               -- neither local nor exported: nothing left to update or delete; the row goes,
+               -- unless it holds a suppression (kept for good)
+               WHEN NOT is_local AND NOT exported AND forgettable THEN 'forget'
+               WHEN local_dirty OR remote_dirty OR new_suppression IS NOT NULL THEN 'upsert'
+           END AS ledger,
+           new_suppression, status_changed
     FROM decided
-    WHERE action IS NOT NULL OR writeback
+    WHERE reason NOT LIKE 'none:%' OR writeback OR local_dirty OR remote_dirty
+       OR new_suppression IS NOT NULL OR (NOT is_local AND NOT exported AND forgettable)
     UNION ALL
-    SELECT 'duplicate', d.key, d.key_raw, NULL, d.group_fingerprint, false, NULL, 'duplicate_key',
+    SELECT 'duplicate', 'duplicate:shadowed', d.key, d.key_raw, NULL, d.group_fingerprint,
+           true, r.key IS NOT NULL, false, 'duplicate_key',
            'another local row has the same normalised key',
            r.key IS NOT NULL
                AND (d.wb_email_status, d.wb_phone_status, d.wb_email_availability, d.wb_list_status)
                    IS DISTINCT FROM (
-                       CASE WHEN $6::boolean THEN r.email_status END,
-                       CASE WHEN $7::boolean THEN r.phone_status END,
-                       CASE WHEN $8::boolean THEN r.email_availability END,
-                       CASE WHEN $9::boolean THEN r.list_status END)
+                       CASE WHEN $5::boolean THEN r.email_status END,
+                       CASE WHEN $6::boolean THEN r.phone_status END,
+                       CASE WHEN $7::boolean THEN r.email_availability END,
+                       CASE WHEN $8::boolean THEN r.list_status END),
+           NULL, NULL, false
     FROM dup_ranked AS d
     LEFT JOIN syncd_remote AS r ON r.key = d.key
     WHERE d.rank > 1
     UNION ALL
-    SELECT 'invalid_key', l.key, l.key_raw, NULL, NULL, false, NULL,
-           CASE WHEN $3::text = 'email' THEN 'invalid_email' ELSE 'invalid_phone' END,
-           CASE WHEN l.key_raw = '' THEN 'no ' || $3::text || ' value'
-                ELSE 'not a usable ' || $3::text END,
+    SELECT 'invalid_key', 'invalid_key:unusable', l.key, l.key_raw, NULL, NULL, true,
+           r.key IS NOT NULL, false,
+           CASE WHEN $2::text = 'email' THEN 'invalid_email' ELSE 'invalid_phone' END,
+           CASE WHEN l.key_raw = '' THEN 'no ' || $2::text || ' value'
+                ELSE 'not a usable ' || $2::text END,
            r.key IS NOT NULL
                AND (l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status)
                    IS DISTINCT FROM (
-                       CASE WHEN $6::boolean THEN r.email_status END,
-                       CASE WHEN $7::boolean THEN r.phone_status END,
-                       CASE WHEN $8::boolean THEN r.email_availability END,
-                       CASE WHEN $9::boolean THEN r.list_status END)
+                       CASE WHEN $5::boolean THEN r.email_status END,
+                       CASE WHEN $6::boolean THEN r.phone_status END,
+                       CASE WHEN $7::boolean THEN r.email_availability END,
+                       CASE WHEN $8::boolean THEN r.list_status END),
+           NULL, NULL, false
     FROM syncd_local_odd AS l
     LEFT JOIN syncd_remote AS r ON r.key = l.key AND l.key <> ''
     WHERE NOT l.key_valid
 )
-SELECT row_number() OVER (ORDER BY action, key, key_raw), action, key, key_raw, vals,
-       fingerprint, remote_only, intended, code, message, writeback
+SELECT row_number() OVER (ORDER BY action, key, key_raw), action, reason, key, key_raw, vals,
+       fingerprint, is_local, exported, remote_only, code, message, writeback, ledger,
+       new_suppression, status_changed
 FROM planned;
 
 -- name: index_plan
@@ -305,17 +342,23 @@ ANALYZE syncd_plan;
 
 -- name: plan_counts
 -- No parameters. -> action, rows, remote_only (how many of them are remote-only contacts),
--- for the actions that are reported (not the 'writeback' and 'forget' bookkeeping), and the
--- bookkeeping totals as the pseudo-actions '.writeback' and '.forget'.
+-- for the reported actions (not 'none'), and the bookkeeping totals as pseudo-actions:
+-- '.writeback', '.ledger' (ledger rows to write) and '.status_changes'.
 SELECT action, count(*) AS rows, count(*) FILTER (WHERE remote_only) AS remote_only
 FROM syncd_plan
-WHERE action NOT IN ('writeback', 'forget')
+WHERE action <> 'none'
 GROUP BY action
 UNION ALL
 SELECT '.writeback', count(*), 0 FROM syncd_plan WHERE writeback
 UNION ALL
-SELECT '.forget', count(*), 0 FROM syncd_plan WHERE action = 'forget'
+SELECT '.ledger', count(*), 0 FROM syncd_plan WHERE ledger IS NOT NULL
+UNION ALL
+SELECT '.status_changes', count(*), 0 FROM syncd_plan WHERE status_changed
 ORDER BY action;
+
+-- name: plan_reasons
+-- No parameters. -> reason, rows: the plan per decision rule (the reported actions).
+SELECT reason, count(*) AS rows FROM syncd_plan WHERE action <> 'none' GROUP BY reason ORDER BY 1;
 
 -- name: plan_sample
 -- $1 rows per action. -> action, key: the first keys of each action (raw value for invalid keys).
@@ -323,7 +366,7 @@ SELECT action, CASE WHEN action = 'invalid_key' THEN key_raw ELSE key END AS key
 FROM (
     SELECT action, key, key_raw, row_number() OVER (PARTITION BY action ORDER BY seq) AS n
     FROM syncd_plan
-    WHERE action NOT IN ('writeback', 'forget')
+    WHERE action <> 'none'
 ) AS numbered
 WHERE n <= $1::int
 ORDER BY action, n;
@@ -343,13 +386,95 @@ LIMIT $3::int;
 INSERT INTO syncd.row_outcomes (run_id, job, key, action, outcome, code, message)
 SELECT $1::bigint, $2::text,
        CASE WHEN action = 'invalid_key' THEN coalesce(key_raw, '') ELSE key END,
-       coalesce(intended, 'none'), action, code, message
+       CASE WHEN action = 'quarantined' THEN CASE WHEN exported THEN 'update' ELSE 'add' END
+            ELSE 'none' END,
+       action, code, message
 FROM syncd_plan
 WHERE action IN ('invalid_key', 'duplicate', 'quarantined');
 
--- name: cleanup_pushed
--- $1 job. Forget what syncd pushed for keys that are neither in the local source nor in the
--- list any more (nothing left to update or delete): the plan's 'forget' rows. -> nothing.
-DELETE FROM syncd.pushed AS p
-USING syncd_plan AS f
-WHERE f.action = 'forget' AND p.job = $1::text AND p.key = f.key;
+-- name: ledger_sync
+-- $1 job, $2 run_id. The plan's ledger changes in one statement: the local side
+-- and Selzy's view (from TEMP syncd_remote) of every contact whose row is out of date, and new
+-- suppressions. A contact that left the export keeps its last-seen values with remote_seen
+-- false. -> rows written.
+INSERT INTO syncd.contacts AS c (
+    job, key, local_fp, local_changed_at, remote_seen, email, email_status, email_availability,
+    email_list_ids, email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
+    phone_unsubscribed_list_ids, list_status, remote_first_seen_at, remote_changed_at,
+    remote_run, suppressed_reason, suppressed_at)
+SELECT $1::text, p.key,
+       CASE WHEN p.is_local THEN p.fingerprint END,
+       CASE WHEN p.is_local THEN now() END,
+       r.key IS NOT NULL, r.email, r.email_status, r.email_availability, r.email_list_ids,
+       r.email_unsubscribed_list_ids, r.phone, r.phone_status, r.phone_list_ids,
+       r.phone_unsubscribed_list_ids, coalesce(r.list_status, 'absent'),
+       CASE WHEN r.key IS NOT NULL THEN now() END, now(), $2::bigint,
+       p.new_suppression, CASE WHEN p.new_suppression IS NOT NULL THEN now() END
+FROM syncd_plan AS p
+LEFT JOIN syncd_remote AS r ON r.key = p.key
+WHERE p.ledger = 'upsert'
+ON CONFLICT (job, key) DO UPDATE SET
+    local_fp = EXCLUDED.local_fp,
+    local_changed_at = CASE WHEN c.local_fp IS NOT DISTINCT FROM EXCLUDED.local_fp
+                            THEN c.local_changed_at ELSE EXCLUDED.local_changed_at END,
+    remote_seen = EXCLUDED.remote_seen,
+    email = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.email ELSE c.email END,
+    email_status = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.email_status ELSE c.email_status END,
+    email_availability = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.email_availability
+                              ELSE c.email_availability END,
+    email_list_ids = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.email_list_ids
+                          ELSE c.email_list_ids END,
+    email_unsubscribed_list_ids = CASE WHEN EXCLUDED.remote_seen
+                                       THEN EXCLUDED.email_unsubscribed_list_ids
+                                       ELSE c.email_unsubscribed_list_ids END,
+    phone = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.phone ELSE c.phone END,
+    phone_status = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.phone_status ELSE c.phone_status END,
+    phone_list_ids = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.phone_list_ids
+                          ELSE c.phone_list_ids END,
+    phone_unsubscribed_list_ids = CASE WHEN EXCLUDED.remote_seen
+                                       THEN EXCLUDED.phone_unsubscribed_list_ids
+                                       ELSE c.phone_unsubscribed_list_ids END,
+    list_status = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.list_status ELSE 'absent' END,
+    remote_first_seen_at = coalesce(c.remote_first_seen_at, EXCLUDED.remote_first_seen_at),
+    remote_changed_at = CASE
+        WHEN c.remote_seen = EXCLUDED.remote_seen
+             AND (c.email, c.email_status, c.email_availability, c.email_list_ids,
+                  c.email_unsubscribed_list_ids, c.phone, c.phone_status, c.phone_list_ids,
+                  c.phone_unsubscribed_list_ids, c.list_status)
+                 IS NOT DISTINCT FROM
+                 (EXCLUDED.email, EXCLUDED.email_status, EXCLUDED.email_availability,
+                  EXCLUDED.email_list_ids, EXCLUDED.email_unsubscribed_list_ids, EXCLUDED.phone,
+                  EXCLUDED.phone_status, EXCLUDED.phone_list_ids,
+                  EXCLUDED.phone_unsubscribed_list_ids, EXCLUDED.list_status)
+            THEN c.remote_changed_at ELSE EXCLUDED.remote_changed_at END,
+    remote_run = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.remote_run ELSE c.remote_run END,
+    suppressed_reason = coalesce(c.suppressed_reason, EXCLUDED.suppressed_reason),
+    suppressed_at = coalesce(c.suppressed_at, EXCLUDED.suppressed_at);
+
+-- name: ledger_forget
+-- $1 job. Contacts neither in the local table nor in the export: nothing is left to update or
+-- delete. Their row goes, unless it holds a suppression: that is kept for good, without the
+-- pushed values and the in-flight intent. -> rows deleted.
+WITH gone AS (
+    SELECT key FROM syncd_plan WHERE ledger = 'forget'
+), kept AS (
+    UPDATE syncd.contacts AS c
+    SET pushed_fp = NULL, pushed_action = NULL, intent_action = NULL, intent_fp = NULL,
+        intent_run = NULL, intent_at = NULL, local_fp = NULL, local_changed_at = NULL,
+        remote_seen = false, list_status = 'absent'
+    FROM gone
+    WHERE c.job = $1::text AND c.key = gone.key AND c.suppressed_reason IS NOT NULL
+)
+DELETE FROM syncd.contacts AS c
+USING gone
+WHERE c.job = $1::text AND c.key = gone.key AND c.suppressed_reason IS NULL;
+
+-- name: import_bounds
+-- No parameters. -> first, last: the seq range of the plan's `import` rows (contiguous: seq is
+-- numbered by action), NULLs when there are none.
+SELECT min(seq) AS first, max(seq) AS last FROM syncd_plan WHERE action = 'import';
+
+-- name: import_rows
+-- $1 first seq, $2 last seq. -> seq, key of the `import` rows in that range.
+SELECT seq, key FROM syncd_plan WHERE action = 'import' AND seq BETWEEN $1::bigint AND $2::bigint
+ORDER BY seq;

@@ -1,10 +1,11 @@
 -- Queries of syncd.db.runs: jobs, their locks, the run log and per-row outcomes.
 
 -- name: ensure_job
--- The id of job $1 (text: the job's name), created on first use. DO UPDATE rather than DO NOTHING
--- so that RETURNING gives the id even when the row exists or a concurrent insert won.
-INSERT INTO syncd.jobs (name) VALUES ($1)
-ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+-- The id of job $1 (text: the job's name), created on first use, with $2 its list_id (bigint)
+-- and $3 its match channel as this run knows them. DO UPDATE rather than DO NOTHING so that
+-- RETURNING gives the id even when the row exists or a concurrent insert won.
+INSERT INTO syncd.jobs (name, list_id, match) VALUES ($1, $2::bigint, $3::text)
+ON CONFLICT (name) DO UPDATE SET list_id = EXCLUDED.list_id, match = EXCLUDED.match
 RETURNING id;
 
 -- name: try_lock_job
@@ -90,3 +91,19 @@ FROM syncd.runs
 WHERE $1::text IS NULL OR job = $1::text
 ORDER BY id DESC
 LIMIT $2;
+
+-- name: expected_export_seconds
+-- How long an export of job $1 (text) takes, in seconds: the median of timings.export over the
+-- job's last 5 succeeded, non-dry runs that recorded one; NULL when there is none. The median, so
+-- that one odd run (a slow Selzy, a list that just doubled) does not move it.
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS seconds
+FROM (
+    SELECT (timings ->> 'export')::float8 AS seconds
+    FROM syncd.runs
+    WHERE job = $1::text
+      AND status = 'succeeded'
+      AND NOT dry_run
+      AND jsonb_typeof(timings -> 'export') = 'number'
+    ORDER BY id DESC
+    LIMIT 5
+) AS recent;

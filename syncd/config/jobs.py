@@ -139,6 +139,12 @@ def _read_job(t: Table) -> JobConfig | None:
         "run_timeout": t.number("run_timeout", d["run_timeout"], above=0),
         "run_at_start": t.boolean("run_at_start", d["run_at_start"]),
     }
+    if job["remote_only"] == "delete" and job["delete_mode"] == "off":
+        t.add(
+            "remote_only",
+            '"delete" cannot be honoured with delete_mode = "off" (which removes nobody from '
+            'the list); use remote_only = "keep" or another delete_mode',
+        )
     if name is None or list_id is None or table is None or schedule is None:
         return None
     return JobConfig(

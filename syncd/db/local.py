@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import asyncpg
+
 from syncd.config import JobConfig
 from syncd.db.pool import Connection, translating
 from syncd.db.source import SourceInfo, quote_ident
@@ -119,9 +121,10 @@ def _is_text(source: SourceInfo, column: str) -> bool:
 
 
 def import_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> str:
-    """INSERT the plan's `import` contacts into the user's table and record their fingerprint
-    as read back from the inserted rows (defaults included), so the next run pushes nothing
-    over Selzy's own field values. $1 job, $2 profile field names, $3 run_id. -> imported."""
+    """INSERT the plan's `import` contacts with seq in [$4, $5] into the user's table and record
+    their fingerprint in the ledger as read back from the inserted rows (defaults included), so
+    the next run pushes nothing over Selzy's own field values. $1 job, $2 profile field names,
+    $3 run_id. -> imported."""
     targets = [quote_ident(job.fields[job.match])]
     values = ["p.key"]
     other = "phone" if job.match == "email" else "email"
@@ -137,18 +140,23 @@ def import_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> st
         f"    INSERT INTO {source.qualified} AS src ({', '.join(targets)})\n"
         f"    SELECT {', '.join(values)}\n"
         "    FROM syncd_plan AS p JOIN syncd_remote AS r ON r.key = p.key\n"
-        "    WHERE p.action = 'import'\n"
+        "    WHERE p.action = 'import' AND p.seq BETWEEN $4::bigint AND $5::bigint\n"
         "    ORDER BY p.seq\n"
         f"    RETURNING {row.key} AS key,\n"
         f"        pg_temp.syncd_fp(pg_temp.syncd_vals_fp($2::text[], {row.vals}), {row.opt_out})"
         " AS fingerprint\n"
         "), recorded AS (\n"
-        "    INSERT INTO syncd.pushed AS pu (job, key, fingerprint, pushed_at, run_id)\n"
-        "    SELECT DISTINCT ON (key) $1::text, key, fingerprint, now(), $3::bigint FROM inserted\n"
+        "    INSERT INTO syncd.contacts AS c (job, key, pushed_fp, pushed_action, pushed_at,\n"
+        "                                     pushed_run, local_fp, local_changed_at)\n"
+        "    SELECT DISTINCT ON (key) $1::text, key, fingerprint, 'import', now(), $3::bigint,\n"
+        "           fingerprint, now()\n"
+        "    FROM inserted\n"
         "    ORDER BY key, fingerprint\n"
         "    ON CONFLICT (job, key) DO UPDATE SET\n"
-        "        fingerprint = EXCLUDED.fingerprint, pushed_at = EXCLUDED.pushed_at,\n"
-        "        run_id = EXCLUDED.run_id, rejections = 0, rejected_fingerprint = NULL,\n"
+        "        pushed_fp = EXCLUDED.pushed_fp, pushed_action = EXCLUDED.pushed_action,\n"
+        "        pushed_at = EXCLUDED.pushed_at, pushed_run = EXCLUDED.pushed_run,\n"
+        "        local_fp = EXCLUDED.local_fp, local_changed_at = EXCLUDED.local_changed_at,\n"
+        "        rejections = 0, rejected_fp = NULL, rejected_run = NULL,\n"
         "        last_code = NULL, last_message = NULL, quarantined_at = NULL\n"
         ")\n"
         "SELECT count(*) FROM inserted"
@@ -182,12 +190,74 @@ async def write_back(conn: Connection, job: JobConfig, source: SourceInfo, *, fl
     return int(result.rsplit(" ", 1)[-1])
 
 
+@dataclass(frozen=True, slots=True)
+class ImportRefusal:
+    """A remote-only contact the local table refused: its key and why, without its data."""
+
+    key: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    imported: int
+    refused: tuple[ImportRefusal, ...]
+
+
+IMPORT_CHUNK = 1000  # plan rows per INSERT; a chunk the table refuses is retried row by row
+# SQLSTATE classes a row's own values cause (data exceptions, integrity constraint violations):
+# such a refusal is the row's, and the other rows go on. Anything else fails the run.
+_ROW_SQLSTATE_CLASSES = ("22", "23")
+
+
+def _refusal(key: str, exc: asyncpg.PostgresError) -> ImportRefusal:
+    """Why the table refused a row, from the error's fields; never its message or detail, which
+    quote the row's values (contact data)."""
+    sqlstate = exc.sqlstate or "?"
+    what = type(exc).__name__.removesuffix("Error")
+    column = getattr(exc, "column_name", None)
+    constraint = getattr(exc, "constraint_name", None)
+    where = f' on column "{column}"' if column else ""
+    where += f' (constraint "{constraint}")' if constraint else ""
+    return ImportRefusal(
+        key,
+        f"import_{sqlstate}",
+        f"the local table refused the contact: {what} ({sqlstate}){where}",
+    )
+
+
 async def import_remote(
     conn: Connection, job: JobConfig, source: SourceInfo, profile: Sequence[str], run_id: int
-) -> int:
-    """Insert the plan's remote-only contacts into the local table; how many were inserted."""
-    with translating():  # one statement: the rows and their fingerprints land together
-        imported = await conn.fetchval(
-            import_sql(job, source, profile), job.name, list(profile), run_id
-        )
-    return int(imported)
+) -> ImportResult:
+    """Insert the plan's remote-only contacts into the local table, IMPORT_CHUNK at a time; a
+    chunk the table refuses is inserted row by row, and each row it still refuses (a NOT NULL
+    column Selzy has no value for, a CHECK, a unique index) is returned as a refusal: one
+    sign-up the table cannot hold never stops the others."""
+    statement = import_sql(job, source, profile)
+    args = (job.name, list(profile), run_id)
+    with translating(conn=conn):
+        bounds = await conn.fetchrow(QUERIES["import_bounds"])
+        if bounds is None or bounds["first"] is None:
+            return ImportResult(0, ())
+        imported = 0
+        refused: list[ImportRefusal] = []
+        for start in range(int(bounds["first"]), int(bounds["last"]) + 1, IMPORT_CHUNK):
+            end = start + IMPORT_CHUNK - 1
+            try:
+                async with conn.transaction():
+                    imported += int(await conn.fetchval(statement, *args, start, end))
+                continue
+            except asyncpg.PostgresError as exc:
+                if (exc.sqlstate or "")[:2] not in _ROW_SQLSTATE_CLASSES:
+                    raise
+            for row in await conn.fetch(QUERIES["import_rows"], start, end):
+                seq = int(row["seq"])
+                try:
+                    async with conn.transaction():
+                        imported += int(await conn.fetchval(statement, *args, seq, seq))
+                except asyncpg.PostgresError as exc:
+                    if (exc.sqlstate or "")[:2] not in _ROW_SQLSTATE_CLASSES:
+                        raise
+                    refused.append(_refusal(row["key"], exc))
+    return ImportResult(imported, tuple(refused))

@@ -1,9 +1,10 @@
-"""Typed wrappers of sql/queries/plan.sql and mirror.sql: staging the export, building the plan
-and streaming it, the remote mirror and the suppression list.
+"""Typed wrappers of sql/queries/plan.sql and decide.sql: staging the export, building the plan
+(one join of the local rows, the export and the contact ledger, decided by pg_temp.syncd_decide)
+and streaming it, and bringing the ledger up to date with what the plan saw.
 
 Everything here runs on the run's dedicated connection, where the TEMP tables live (syncd_export,
 syncd_local, syncd_local_odd, syncd_dupkey, syncd_remote, syncd_plan). It decides nothing: the
-rules are in the SQL.
+rules are decision.py, as SQL in decide.sql.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncpg
 
 from syncd.db.pool import Connection, translating
 from syncd.db.sql import QUERIES
-from syncd.errors import DatabaseError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +36,15 @@ class PlannedAction:
 class PlanSummary:
     actions: dict[str, PlannedAction]  # the reported actions (add, update, delete, keep, ...)
     writeback: int  # contacts whose local writeback columns differ from Selzy's view
-    forget: int  # pushed rows of keys neither local nor in the list any more
+    ledger: int  # ledger rows the plan changes (local side, Selzy's view, forgotten contacts)
+    status_changes: int  # Selzy-side status changes since the ledger's last view
+    reasons: dict[str, int]  # the reported actions per decision rule (decision.REASONS codes)
 
 
 @dataclass(frozen=True, slots=True)
-class MirrorResult:
-    status_changes: int
-    removed: int
-    new_suppressions: int
+class LedgerResult:
+    written: int
+    forgotten: int
 
 
 _WRITEBACK_FLAGS = ("email_status", "phone_status", "email_availability", "list_status")
@@ -57,6 +58,22 @@ async def tune_session(conn: Connection) -> None:
     """Session settings of the run's connection; before its first TEMP table (temp_buffers)."""
     with translating():
         await conn.execute(QUERIES["tune_session"])
+
+
+async def create_decide_function(conn: Connection) -> None:
+    """pg_temp.syncd_decide on this connection (before build_plan)."""
+    with translating():
+        await conn.execute(QUERIES["create_decide_function"])
+
+
+async def absorb_carried_suppressions(
+    conn: Connection, *, job: str, list_id: int, channel: str
+) -> int:
+    """Move suppressions carried over from schema 0001 for this list into the job's ledger."""
+    with translating():
+        return _count(
+            await conn.execute(QUERIES["absorb_carried_suppressions"], job, list_id, channel)
+        )
 
 
 async def stage_remote(conn: Connection, *, channel: str, list_id: int) -> int:
@@ -94,20 +111,19 @@ async def build_plan(
     remote_only: str,
     writeback: Collection[str] = (),
 ) -> None:
-    """TEMP syncd_plan from syncd_local, syncd_remote, syncd.pushed and syncd.suppressions.
+    """TEMP syncd_plan from syncd_local, syncd_remote and the job's ledger rows.
     `writeback`: the configured writeback keys (email_status, list_status, ...)."""
     flags = [name in writeback for name in _WRITEBACK_FLAGS]
     with translating():
         await conn.execute(QUERIES["create_plan_table"])
-        await conn.execute(
-            QUERIES["build_plan"], job, list_id, channel, delete_mode, remote_only, *flags
-        )
+        await conn.execute(QUERIES["build_plan"], job, channel, delete_mode, remote_only, *flags)
         await conn.execute(QUERIES["index_plan"])
 
 
 async def plan_counts(conn: Connection) -> PlanSummary:
     with translating():
         rows = await conn.fetch(QUERIES["plan_counts"])
+        reason_rows = await conn.fetch(QUERIES["plan_reasons"])
     actions: dict[str, PlannedAction] = {}
     bookkeeping: dict[str, int] = {}
     for r in rows:
@@ -118,7 +134,9 @@ async def plan_counts(conn: Connection) -> PlanSummary:
     return PlanSummary(
         actions=actions,
         writeback=bookkeeping.get("writeback", 0),
-        forget=bookkeeping.get("forget", 0),
+        ledger=bookkeeping.get("ledger", 0),
+        status_changes=bookkeeping.get("status_changes", 0),
+        reasons={r["reason"]: int(r["rows"]) for r in reason_rows},
     )
 
 
@@ -153,28 +171,15 @@ async def record_plan_outcomes(conn: Connection, *, run_id: int, job: str) -> in
         return _count(await conn.execute(QUERIES["record_plan_outcomes"], run_id, job))
 
 
-async def cleanup_pushed(conn: Connection, *, job: str, forget: int) -> int:
-    """Drop the pushed rows the plan marked 'forget' (`forget`: how many; none: no statement)."""
-    if not forget:
-        return 0
-    with translating():
-        return _count(await conn.execute(QUERIES["cleanup_pushed"], job))
-
-
-async def update_mirror(
-    conn: Connection, *, job: str, run_id: int, list_id: int, channel: str
-) -> MirrorResult:
-    """syncd.remote_contacts and syncd.suppressions from syncd_remote, in one transaction."""
+async def sync_ledger(
+    conn: Connection, *, job: str, run_id: int, channel: str, changes: int
+) -> LedgerResult:
+    """The ledger rows the plan found out of date, in one transaction (`changes`: how many;
+    none: no statement at all, so a run with nothing to change writes nothing)."""
+    if not changes:
+        return LedgerResult(written=0, forgotten=0)
     with translating():
         async with conn.transaction():
-            row = await conn.fetchrow(QUERIES["mirror_sync"], job, run_id)
-            suppressed = await conn.execute(
-                QUERIES["mirror_suppressions"], list_id, channel, run_id
-            )
-    if row is None:  # pragma: no cover - the statement always returns one row
-        raise DatabaseError("mirror_sync returned no row")
-    return MirrorResult(
-        status_changes=int(row["status_changes"]),
-        removed=int(row["removed"]),
-        new_suppressions=_count(suppressed),
-    )
+            written = await conn.execute(QUERIES["ledger_sync"], job, run_id)
+            forgotten = await conn.execute(QUERIES["ledger_forget"], job)
+    return LedgerResult(written=_count(written), forgotten=_count(forgotten))

@@ -1,8 +1,10 @@
-"""Recording what Selzy did with one importContacts batch (sql/queries/push.sql): fingerprints
-of accepted rows, rejections and quarantine in syncd.pushed, and per-row outcomes.
+"""Recording one importContacts batch in the contact ledger (sql/queries/push.sql): the intent
+before it is sent, then what Selzy did with it — accepted values, rejections and quarantine —
+and the per-row outcomes.
 
-One batch = one transaction on a pooled connection, committed right after Selzy answered: a run
-killed at any point has recorded exactly the batches Selzy accepted before it died.
+Each write is one transaction on a pooled connection: the intent is committed before the call,
+the answer right after it. A run killed at any point has recorded exactly the batches Selzy
+accepted before it died, and the rows of a batch whose answer was lost stay marked in flight.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from syncd.db.pool import Pool, translating
 from syncd.db.runs import record_outcomes
 from syncd.db.sql import QUERIES
 
-_DELETIONS = frozenset({"delete", "exclude"})
+# Rejections that count towards quarantine: the values of adds and updates. An opt-out is never
+# quarantined (it carries no profile data), and a refused deletion is simply tried again.
+_QUARANTINABLE = frozenset({"add", "update"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,35 +35,57 @@ class Rejected:
     message: str
 
 
+async def record_intent(
+    pool: Pool,
+    *,
+    job: str,
+    run_id: int,
+    action: str,
+    keys: Sequence[str],
+    fingerprints: Sequence[int | None],
+) -> None:
+    """Mark these contacts as being pushed by `action` (committed before the call goes out)."""
+    with translating():
+        async with pool.acquire() as conn:
+            await conn.execute(
+                QUERIES["record_intent"], job, run_id, action, list(keys), list(fingerprints)
+            )
+
+
+async def clear_intent(pool: Pool, *, job: str, keys: Sequence[str]) -> None:
+    """Selzy refused the whole call: nothing of it was applied."""
+    with translating():
+        async with pool.acquire() as conn:
+            await conn.execute(QUERIES["clear_intent"], job, list(keys))
+
+
 async def record_batch(
     pool: Pool,
     *,
     job: str,
     run_id: int,
     action: str,
+    channel: str,
     accepted: Sequence[Accepted],
     rejected: Sequence[Rejected],
     quarantine_after: int,
 ) -> None:
-    """Record one answered batch atomically.
-
-    Accepted deletions/exclusions forget the contact's pushed row; other accepted rows store
-    their fingerprint and clear any rejection. Rejected adds/updates/opt-outs count towards
-    quarantine; every rejection gets a row outcome.
-    """
+    """Record one answered batch atomically: accepted rows settle into the ledger's pushed
+    values (none after a deletion), rejected ones count towards quarantine (adds and updates
+    only), and every rejection gets a row outcome."""
     with translating():
         async with pool.acquire() as conn, conn.transaction():
-            if accepted and action in _DELETIONS:
-                await conn.execute(QUERIES["forget_pushed"], job, [a.key for a in accepted])
-            elif accepted:
+            if accepted:
                 await conn.execute(
                     QUERIES["record_accepted"],
                     job,
                     run_id,
+                    action,
                     [a.key for a in accepted],
                     [a.fingerprint for a in accepted],
+                    channel,
                 )
-            if rejected and action not in _DELETIONS:
+            if rejected:
                 await conn.execute(
                     QUERIES["record_rejected"],
                     job,
@@ -69,8 +95,8 @@ async def record_batch(
                     [r.code for r in rejected],
                     [r.message for r in rejected],
                     quarantine_after,
+                    action in _QUARANTINABLE,
                 )
-            if rejected:
                 await record_outcomes(
                     conn,
                     run_id,

@@ -91,10 +91,13 @@ def _count(result: str) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
-async def ensure_job(conn: Connection, name: str) -> int:
-    """The id of the job called `name` (created on first use): the job's lock key."""
+async def ensure_job(
+    conn: Connection, name: str, *, list_id: int | None = None, match: str | None = None
+) -> int:
+    """The id of the job called `name` (created on first use): the job's lock key. `list_id`
+    and `match` record what the job is about (the ledger's suppressions are per list)."""
     with translating(conn=conn):
-        job_id: int = await conn.fetchval(QUERIES["ensure_job"], name)
+        job_id: int = await conn.fetchval(QUERIES["ensure_job"], name, list_id, match)
     return job_id
 
 
@@ -242,6 +245,14 @@ async def recent_runs(
         )
         for row in rows
     ]
+
+
+async def expected_export_seconds(conn: Connection, job: str) -> float | None:
+    """Seconds `job`'s export is expected to take (for `wait_for_export`): the median over its
+    last 5 succeeded, non-dry runs; None before the first such run."""
+    with translating(conn=conn):
+        seconds: float | None = await conn.fetchval(QUERIES["expected_export_seconds"], job)
+    return seconds
 
 
 # --- presentation (`syncd runs`) ------------------------------------------------------------

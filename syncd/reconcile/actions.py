@@ -1,6 +1,6 @@
 """The vocabulary of a plan: every action a contact can get in a run, the order pushes happen in,
-and the run counts each action feeds. Pure data; the decision itself is SQL (sql/queries/plan.sql)
-and the shape of what is sent is batches.py.
+and the run counts each action feeds. Pure data; the decision itself is decision.py (and its SQL
+form, sql/queries/decide.sql) and the shape of what is sent is batches.py.
 """
 
 from __future__ import annotations
@@ -22,20 +22,23 @@ Action: TypeAlias = Literal[
     "quarantined",  # rejected on N consecutive runs with these very values: not sent
     "duplicate",  # a local row shadowed by another with the same normalised key
     "invalid_key",  # a local row whose key is not a usable email/phone
+    "none",  # nothing to do (only bookkeeping: the ledger, writeback)
 ]
 
 PushAction: TypeAlias = Literal[
     "add", "update", "optout_status", "optout_list", "delete", "exclude"
 ]
 
-# Consent first: opt-outs go out before anything else, deletions last (they may be blocked).
+# Consent first: opt-outs go out before anything else. Deletions (when the guards let them) go
+# before adds, so that an address that moved to a new contact (an edited email on a row with a
+# phone) is free when the new contact is added, instead of "owned by different subscribers".
 PUSH_ORDER: tuple[PushAction, ...] = (
     "optout_status",
     "optout_list",
     "update",
-    "add",
     "exclude",
     "delete",
+    "add",
 )
 DELETIONS: frozenset[str] = frozenset({"delete", "exclude"})
 

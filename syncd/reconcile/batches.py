@@ -3,13 +3,14 @@ PRODUCT.md are turned into columns. Pure; no I/O.
 
 - add:           key + profile fields + `<channel>_list_ids` = the list        (no status column)
 - update:        key + profile fields                                          (no status, no list)
-- optout_status: key + profile fields + `<channel>_status` = "unsubscribed"
-- optout_list:   key + profile fields + `<channel>_unsubscribed_list_ids` = the list
+- optout_status: key + `<channel>_status` = "unsubscribed"                  (no profile data)
+- optout_list:   key + `<channel>_unsubscribed_list_ids` = the list         (no profile data)
 - delete:        key + `delete` = "1"
 - exclude:       key + `<channel>_excluded_list_ids` = the list
 
 `check_batch` re-checks every row against these rules right before it is sent, so no later edit
-can slip a status or a list column into the wrong action unnoticed.
+can slip a status or a list column into the wrong action unnoticed. Opt-out rows carry the key
+and the unsubscribe only: an opt-out never depends on profile data Selzy might refuse.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from syncd.reconcile.actions import PushAction
 MANAGED_FIELDS: frozenset[str] = RESERVED_FIELDS
 
 UNSUBSCRIBED = "unsubscribed"
+OPT_OUTS = frozenset({"optout_status", "optout_list"})
 
 
 def profile_fields(job: JobConfig) -> tuple[str, ...]:
@@ -49,6 +51,12 @@ def mapping_problems(job: JobConfig) -> list[str]:
                 f"{prefix}.fields.{name}: a Selzy system field that syncd manages "
                 "(subscription state belongs to Selzy) cannot be mapped"
             )
+    if job.remote_only == "delete" and job.delete_mode == "off":
+        problems.append(
+            f'{prefix}.remote_only: "delete" cannot be honoured with delete_mode = "off" '
+            '(which removes nobody from the list); use remote_only = "keep" or another '
+            "delete_mode"
+        )
     mapped_columns = set(job.fields.values())
     for key, column in job.writeback.items():
         if column in mapped_columns:
@@ -78,9 +86,9 @@ def field_names(action: PushAction, *, match: MatchKey, profile: Sequence[str]) 
     if action == "update":
         return (match, *profile)
     if action == "optout_status":
-        return (match, *profile, f"{match}_status")
+        return (match, f"{match}_status")
     if action == "optout_list":
-        return (match, *profile, f"{match}_unsubscribed_list_ids")
+        return (match, f"{match}_unsubscribed_list_ids")
     if action == "delete":
         return (match, "delete")
     if action == "exclude":
@@ -98,9 +106,9 @@ def build_row(
     if action == "update":
         return (key, *profile)
     if action == "optout_status":
-        return (key, *profile, UNSUBSCRIBED)
+        return (key, UNSUBSCRIBED)
     if action == "optout_list":
-        return (key, *profile, str(list_id))
+        return (key, str(list_id))
     if action == "delete":
         return (key, "1")
     if action == "exclude":
@@ -132,6 +140,8 @@ def check_batch(
     """Raise ConsentViolation unless every row obeys the consent rules for `action`."""
     if not names or names[0] != match:
         raise ConsentViolation(f"{action}: the first column must be the key {match!r}")
+    if action in OPT_OUTS and len(names) != 2:
+        raise ConsentViolation(f"{action}: opt-out rows carry the key and the unsubscribe only")
     allowed = _allowed(action, match, list_id)
     managed: list[tuple[int, str]] = []
     for index, name in enumerate(names):

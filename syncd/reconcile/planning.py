@@ -3,8 +3,9 @@ TEMP syncd_plan on the run's dedicated connection, in that order (each step need
 ones' TEMP tables).
 
 It sequences the statements of syncd.db.plan and syncd.db.local and returns what the runner
-needs to count and guard; it decides nothing itself (the rules are the plan SQL) and writes
-nothing outside the session's TEMP tables.
+needs to count and guard; it decides nothing itself (the rules are decision.py, applied by the
+plan SQL through pg_temp.syncd_decide) and writes nothing outside the session's TEMP tables but
+the suppressions carried over from schema 0001, once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import structlog
 from syncd.config import JobConfig
 from syncd.db import Connection, SourceInfo
 from syncd.db.local import build_local, create_key_functions
-from syncd.db.plan import PlanSummary, build_plan, dedupe, plan_counts, stage_remote
+from syncd.db.plan import (
+    PlanSummary,
+    absorb_carried_suppressions,
+    build_plan,
+    create_decide_function,
+    dedupe,
+    plan_counts,
+    stage_remote,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +44,8 @@ async def plan_run(
 ) -> PlanResult:
     """Build TEMP syncd_plan for `job` from TEMP syncd_export (`exported` rows)."""
     await create_key_functions(conn)
+    await create_decide_function(conn)
+    await absorb_carried_suppressions(conn, job=job.name, list_id=job.list_id, channel=job.match)
     keyed = await stage_remote(conn, channel=job.match, list_id=job.list_id)
     if keyed < exported:
         log.warning("export_rows_without_key", rows=exported - keyed, channel=job.match)

@@ -1,7 +1,8 @@
 """Sending the plan through importContacts: batches streamed from the plan table per action, at
-most `max_in_flight` calls at once, each answer recorded in one transaction before the next
-batch of that slot is fetched; a whole-call refusal is bisected so one bad row cannot sink 499
-good ones.
+most `max_in_flight` calls at once. Each batch's intent is committed to the ledger before it is
+sent and its answer recorded in one transaction right after; a whole-call refusal is bisected so
+one bad row cannot sink 499 good ones — unless the refusal is the call's, not a row's (every
+part of the batch refused alike), which fails the run without counting anyone as rejected.
 
 Owns the I/O of pushing; what a row carries is batches.py, what to push is the plan (SQL).
 """
@@ -18,8 +19,8 @@ from syncd.api import ImportResult, SelzyClient
 from syncd.config import JobConfig
 from syncd.db import Connection, Pool
 from syncd.db.plan import PlanRow, plan_batch
-from syncd.db.push import Accepted, Rejected, record_batch
-from syncd.errors import AuthError, SelzyError
+from syncd.db.push import Accepted, Rejected, clear_intent, record_batch, record_intent
+from syncd.errors import AuthError, CallRefused, SelzyError
 from syncd.reconcile.actions import ACCEPTED_COUNT, PushAction
 from syncd.reconcile.batches import build_row, check_batch, field_names
 
@@ -49,6 +50,18 @@ def is_row_refusal(exc: Exception) -> bool:
     """A whole-call error that may be caused by one of the rows (worth bisecting): Selzy's
     non-retryable errors except authentication problems."""
     return isinstance(exc, SelzyError) and not exc.retryable and not isinstance(exc, AuthError)
+
+
+def same_refusal(a: SelzyError, b: SelzyError) -> bool:
+    """Two refusals that read alike: the same code and the same message. A row's refusal names
+    the row ("Contacts a@x and +7... already exist ..."); the call's (an unknown field) does not,
+    so disjoint parts of a batch refused alike point at the call, not at a row."""
+    return a.code == b.code and str(a) == str(b)
+
+
+# A batch whose parts are refused alike this many halvings deep is refused as a call: 1 + 2 + 4
+# calls at most before the run fails, instead of two calls per row down to single rows.
+CALL_REFUSAL_DEPTH = 2
 
 
 @dataclass
@@ -127,12 +140,29 @@ class Pusher:
 
     async def _batch(self, action: PushAction, rows: Sequence[PlanRow]) -> None:
         names = field_names(action, match=self._job.match, profile=self._profile)
-        accepted, rejected = await self._send(action, names, rows)
+        keys = [row.key for row in rows]
+        await record_intent(
+            self._pool,
+            job=self._job.name,
+            run_id=self._run_id,
+            action=action,
+            keys=keys,
+            fingerprints=[row.fingerprint for row in rows],
+        )
+        try:
+            accepted, rejected = await self._send(action, names, rows)
+        except SelzyError as exc:
+            if isinstance(exc, CallRefused) or not exc.retryable:
+                # Selzy answered with a refusal: nothing of the call was applied. (A call whose
+                # answer was lost keeps its intent: it may have been applied.)
+                await clear_intent(self._pool, job=self._job.name, keys=keys)
+            raise
         await record_batch(
             self._pool,
             job=self._job.name,
             run_id=self._run_id,
             action=action,
+            channel=self._job.match,
             accepted=accepted,
             rejected=rejected,
             quarantine_after=self._job.quarantine_after,
@@ -149,26 +179,67 @@ class Pusher:
             first_seq=rows[0].seq,
         )
 
-    async def _send(
+    async def _call(
         self, action: PushAction, names: Sequence[str], rows: Sequence[PlanRow]
-    ) -> tuple[list[Accepted], list[Rejected]]:
+    ) -> ImportResult | SelzyError:
+        """One importContacts call: its result, or the refusal a row may have caused."""
         data = [
             build_row(action, key=row.key, vals=row.vals, list_id=self._job.list_id) for row in rows
         ]
         check_batch(action, names, data, match=self._job.match, list_id=self._job.list_id)
+        self.tally.calls += 1
         try:
-            self.tally.calls += 1
-            result = await self._client.import_contacts(names, data)
+            return await self._client.import_contacts(names, data)
         except SelzyError as exc:
             if not is_row_refusal(exc):
                 raise
-            if len(rows) == 1:
-                row = rows[0]
-                log.warning("row_refused", action=action, key=row.key, code=exc.code)
-                return [], [Rejected(row.key, row.fingerprint, exc.code, str(exc))]
-            log.info("batch_bisected", action=action, rows=len(rows), code=exc.code)
-            middle = len(rows) // 2
-            left = await self._send(action, names, rows[:middle])
-            right = await self._send(action, names, rows[middle:])
-            return left[0] + right[0], left[1] + right[1]
-        return split_result(rows, result)
+            return exc
+
+    async def _send(
+        self, action: PushAction, names: Sequence[str], rows: Sequence[PlanRow]
+    ) -> tuple[list[Accepted], list[Rejected]]:
+        answer = await self._call(action, names, rows)
+        if isinstance(answer, SelzyError):
+            return await self._refused(action, names, rows, answer, depth=0)
+        return split_result(rows, answer)
+
+    async def _refused(
+        self,
+        action: PushAction,
+        names: Sequence[str],
+        rows: Sequence[PlanRow],
+        refusal: SelzyError,
+        *,
+        depth: int,
+    ) -> tuple[list[Accepted], list[Rejected]]:
+        """`rows` were refused as a whole: bisect, so that the rows that caused it are found.
+        When both halves are refused exactly like their parent, CALL_REFUSAL_DEPTH halvings
+        deep, no row caused it: CallRefused (a single bad row leaves its sibling half accepted,
+        and a row's refusal names the row)."""
+        if len(rows) == 1:
+            row = rows[0]
+            log.warning("row_refused", action=action, key=row.key, code=refusal.code)
+            return [], [Rejected(row.key, row.fingerprint, refusal.code, str(refusal))]
+        log.info("batch_bisected", action=action, rows=len(rows), code=refusal.code)
+        middle = len(rows) // 2
+        halves = (rows[:middle], rows[middle:])
+        answers = [await self._call(action, names, half) for half in halves]
+        alike = all(isinstance(a, SelzyError) and same_refusal(a, refusal) for a in answers)
+        if alike and depth + 1 >= CALL_REFUSAL_DEPTH:
+            raise CallRefused(
+                f"Selzy refused every part of a {action} batch alike ({refusal.code}: "
+                f"{refusal}); that is the call's problem (fields, list, account), not a row's",
+                code=refusal.code,
+            ) from refusal
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for half, answer in zip(halves, answers, strict=True):
+            if isinstance(answer, SelzyError):
+                part = await self._refused(
+                    action, names, half, answer, depth=depth + 1 if alike else 0
+                )
+            else:
+                part = split_result(half, answer)
+            accepted += part[0]
+            rejected += part[1]
+        return accepted, rejected

@@ -1,10 +1,11 @@
 """One reconciliation run of one job (`run_job`): the one place where the database and the Selzy
-API meet. A thin shell: the decisions are the plan SQL (what happens to each contact),
-batches.py (what a row carries) and guards.py (whether deletions may go out).
+API meet. A thin shell: the decisions are decision.py (what happens to each contact, applied
+by the plan SQL), batches.py (what a row carries) and guards.py (whether deletions may go out).
 
-Phases: lock -> export -> stage -> plan -> guards -> [dry run stops here] -> mirror -> push ->
-import -> writeback -> finish. Every phase is timed; the run row and one `run_finished` log
-line record the outcome. Run-level failures become status "failed", never an exception.
+Phases: lock -> export -> stage -> plan -> guards -> [dry run stops here] -> ledger -> check
+Selzy's fields -> push -> import -> writeback -> finish. Every phase is timed; the run row and
+one `run_finished` log line record the outcome. Run-level failures become status "failed",
+never an exception.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from syncd.db.local import import_remote, write_back
 from syncd.db.plan import (
     PlannedAction,
     PlanSummary,
-    cleanup_pushed,
     plan_sample,
     record_plan_outcomes,
+    sync_ledger,
     tune_session,
-    update_mirror,
 )
+from syncd.db.runs import record_outcomes
 from syncd.errors import ConfigError, SyncdError
 from syncd.reconcile.actions import (
     DELETIONS,
@@ -57,6 +58,7 @@ from syncd.reconcile.guards import GuardVerdict, evaluate_guards
 from syncd.reconcile.outcome import RunOutcome, RunServices, RunStatus
 from syncd.reconcile.planning import plan_run
 from syncd.reconcile.push import Pusher
+from syncd.reconcile.selzy_side import check_selzy_side
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +103,7 @@ async def run_job(
     try:
         source = await describe_source(conn, job)
         await ensure_schema(conn)
-        job_id = await ensure_job(conn, job.name)
+        job_id = await ensure_job(conn, job.name, list_id=job.list_id, match=job.match)
         if not await try_lock_job(conn, job_id):
             log.warning("job_busy", job=job.name)
             return RunOutcome(
@@ -258,7 +260,7 @@ class _Run:
         self.profile = profile_fields(job)
         self._local_valid = 0
         self._exported = 0
-        self._summary = PlanSummary(actions={}, writeback=0, forget=0)
+        self._summary = PlanSummary(actions={}, writeback=0, ledger=0, status_changes=0, reasons={})
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -289,7 +291,10 @@ class _Run:
             return final
         if self._stopping():
             return "interrupted"
-        await self._mirror()
+        await self._ledger()
+        if any(action in planned for action in PUSH_ORDER):
+            with state.timed("check"):
+                await check_selzy_side(self.services.client, job, self.profile)
         if not await self._push():
             return "interrupted"
         await self._import(planned)
@@ -297,7 +302,6 @@ class _Run:
             state.counts["written_back"] = await write_back(
                 self.conn, job, self.source, flagged=self._summary.writeback
             )
-        await cleanup_pushed(self.conn, job=job.name, forget=self._summary.forget)
         async with self.services.pool.acquire() as pooled:
             await prune_outcomes(pooled, OUTCOME_RETENTION_DAYS)
         return final
@@ -353,20 +357,22 @@ class _Run:
             if action in planned and not (action in DELETIONS and self.state.verdict.blocked):
                 counts[count_name] += planned[action].rows
 
-    async def _mirror(self) -> None:
+    async def _ledger(self) -> None:
+        """The ledger takes what the plan saw (the local side, Selzy's view, new suppressions,
+        forgotten contacts) before anything is pushed; reported rows go to row_outcomes."""
         state, job = self.state, self.job
-        with state.timed("mirror"):
-            mirror = await update_mirror(
+        with state.timed("ledger"):
+            ledger = await sync_ledger(
                 self.conn,
                 job=job.name,
                 run_id=self.run_id,
-                list_id=job.list_id,
                 channel=job.match,
+                changes=self._summary.ledger,
             )
             await record_plan_outcomes(self.conn, run_id=self.run_id, job=job.name)
-        state.counts["status_changes"] = mirror.status_changes
-        if mirror.new_suppressions:
-            log.info("suppressions_added", rows=mirror.new_suppressions)
+        state.counts["status_changes"] = self._summary.status_changes
+        if ledger.written or ledger.forgotten:
+            log.info("ledger_updated", rows=ledger.written, forgotten=ledger.forgotten)
 
     async def _push(self) -> bool:
         state = self.state
@@ -392,7 +398,23 @@ class _Run:
         if self.job.remote_only != "import" or "import" not in planned:
             return
         with self.state.timed("import"):
-            imported = await import_remote(
+            result = await import_remote(
                 self.conn, self.job, self.source, self.profile, self.run_id
             )
-        self.state.counts["imported"] = imported
+            if result.refused:
+                async with self.services.pool.acquire() as pooled:
+                    await record_outcomes(
+                        pooled,
+                        self.run_id,
+                        self.job.name,
+                        ((r.key, "import", "rejected", r.code, r.message) for r in result.refused),
+                    )
+        self.state.counts["imported"] = result.imported
+        self.state.counts["rejected"] += len(result.refused)
+        if result.refused:
+            log.warning(
+                "import_refused",
+                rows=len(result.refused),
+                sample=[r.key for r in result.refused[:5]],
+                codes=sorted({r.code for r in result.refused}),
+            )

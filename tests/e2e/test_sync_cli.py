@@ -190,7 +190,7 @@ async def test_run_interrupted_mid_push_then_a_normal_run_converges(
     async def some_batches_recorded() -> bool:
         return bool(
             await harness.db.fetchval(
-                "SELECT count(*) >= 4 FROM syncd.pushed WHERE fingerprint IS NOT NULL"
+                "SELECT count(*) >= 4 FROM syncd.contacts WHERE pushed_fp IS NOT NULL"
             )
         )
 

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from syncd.config import DatabaseConfig
-from syncd.db import Connection, connect, ensure_schema, latest_version, migrate, sql_dir
+from syncd.db import (
+    QUERIES,
+    Connection,
+    apply_migrations,
+    connect,
+    ensure_schema,
+    latest_version,
+    migrate,
+    sql_dir,
+)
 from syncd.db.migrate import available_migrations
 from syncd.errors import SchemaError
 
@@ -115,3 +124,70 @@ async def test_a_schema_newer_than_the_code_is_refused_by_ensure_schema_and_migr
         await ensure_schema(db)
     with pytest.raises(SchemaError, match=message):
         await migrate(db_config)
+
+
+async def test_the_ledger_migration_carries_every_pushed_fingerprint_mirror_row_and_suppression(
+    empty_db_config: DatabaseConfig,
+) -> None:
+    """A database created by schema 0001 (syncd.pushed, the mirror table, syncd.suppressions)
+    upgrades to the ledger without losing a fingerprint, a rejection or a suppression; keys are
+    re-normalised (a phone stored without its `+` meets Selzy's `+...` from now on)."""
+    conn = await connect(empty_db_config)
+    try:
+        first = available_migrations()[0]
+        await conn.execute(QUERIES["bootstrap_schema"])
+        await conn.execute(first.path.read_text(encoding="utf-8"))
+        await conn.execute(
+            "INSERT INTO syncd.migrations (version, name) VALUES (1, 'create_schema')"
+        )
+        await conn.execute(
+            """
+            INSERT INTO syncd.pushed (job, key, fingerprint, pushed_at, run_id, rejections,
+                                      rejected_fingerprint, last_code, last_message,
+                                      quarantined_at)
+            VALUES ('news', 'a@example.com', 11, now(), 1, 0, NULL, NULL, NULL, NULL),
+                   ('news', 'info@example.com', NULL, NULL, 2, 3, 22, 'role_address', 'no',
+                    now()),
+                   ('sms', '79000000002', 33, now(), 3, 0, NULL, NULL, NULL, NULL);
+            INSERT INTO syncd.remote_contacts (job, key, email, email_status, list_status)
+            VALUES ('news', 'a@example.com', 'a@example.com', 'active', 'subscribed'),
+                   ('news', 'gone@example.com', 'gone@example.com', 'unsubscribed',
+                    'unsubscribed');
+            INSERT INTO syncd.suppressions (list_id, channel, key, reason)
+            VALUES (7, 'email', 'gone@example.com', 'email_status=unsubscribed'),
+                   (8, 'phone', '79000000009', 'phone_status=blocked');
+            """
+        )
+        assert await apply_migrations(conn) == [m.label for m in available_migrations()[1:]]
+        ledger = {
+            (r["job"], r["key"]): dict(r)
+            for r in await conn.fetch("SELECT * FROM syncd.contacts ORDER BY job, key")
+        }
+        assert set(ledger) == {
+            ("news", "a@example.com"),
+            ("news", "info@example.com"),
+            ("news", "gone@example.com"),
+            ("sms", "+79000000002"),
+        }
+        assert ledger["news", "a@example.com"]["pushed_fp"] == 11
+        assert ledger["news", "a@example.com"]["email_status"] == "active"
+        assert ledger["news", "a@example.com"]["remote_seen"] is True
+        quarantined = ledger["news", "info@example.com"]
+        assert (quarantined["rejections"], quarantined["rejected_fp"]) == (3, 22)
+        assert quarantined["quarantined_at"] is not None
+        assert ledger["sms", "+79000000002"]["pushed_fp"] == 33
+        mirror = await conn.fetch("SELECT key, list_status FROM syncd.remote_contacts ORDER BY 1")
+        assert [tuple(r) for r in mirror] == [
+            ("a@example.com", "subscribed"),
+            ("gone@example.com", "unsubscribed"),
+        ]
+        carried = await conn.fetch(
+            "SELECT list_id, channel, key, reason FROM syncd.suppressions_carried ORDER BY 1"
+        )
+        assert [tuple(r) for r in carried] == [
+            (7, "email", "gone@example.com", "email_status=unsubscribed"),
+            (8, "phone", "+79000000009", "phone_status=blocked"),
+        ]
+        await ensure_schema(conn)
+    finally:
+        await conn.close()

@@ -108,8 +108,24 @@ class Harness:
         return await self.sandbox.calls("importContacts")
 
     async def pushed(self) -> dict[str, dict[str, Any]]:
-        rows = await self.db.fetch("SELECT * FROM syncd.pushed WHERE job = $1", self.job.name)
+        """The ledger rows of contacts syncd pushed or tried to (what syncd.pushed held before
+        the ledger), with the old column names."""
+        rows = await self.db.fetch(
+            "SELECT *, pushed_fp AS fingerprint, rejected_fp AS rejected_fingerprint"
+            " FROM syncd.contacts WHERE job = $1"
+            " AND (pushed_fp IS NOT NULL OR rejections > 0)",
+            self.job.name,
+        )
         return {r["key"]: dict(r) for r in rows}
+
+    async def in_flight(self) -> dict[str, str]:
+        """key -> action of the ledger rows whose push was never answered (maybe applied)."""
+        rows = await self.db.fetch(
+            "SELECT key, intent_action FROM syncd.contacts"
+            " WHERE job = $1 AND intent_action IS NOT NULL",
+            self.job.name,
+        )
+        return {r["key"]: r["intent_action"] for r in rows}
 
     async def run_row(self, run_id: int | None) -> dict[str, Any]:
         row = await self.db.fetchrow("SELECT * FROM syncd.runs WHERE id = $1", run_id)

@@ -114,7 +114,10 @@ async def test_unsubscribed_address_excluded_on_selzy_is_never_re_added(harness:
     contact = await harness.remote("sup@example.com")
     assert contact is not None
     assert harness.list_id not in contact["email_list_ids"]
-    suppressions = await harness.db.fetch("SELECT key, reason FROM syncd.suppressions")
+    suppressions = await harness.db.fetch(
+        "SELECT key, suppressed_reason AS reason FROM syncd.contacts"
+        " WHERE suppressed_reason IS NOT NULL"
+    )
     assert [(r["key"], r["reason"]) for r in suppressions] == [
         ("sup@example.com", "list_status=unsubscribed")
     ]

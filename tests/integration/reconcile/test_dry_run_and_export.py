@@ -39,7 +39,12 @@ async def test_dry_run_prints_the_plan_and_writes_nothing(harness: Harness) -> N
     assert (
         await harness.db.fetch("SELECT * FROM syncd.remote_contacts ORDER BY key") == before_mirror
     )
-    assert await harness.db.fetchval("SELECT count(*) FROM syncd.suppressions") == 0
+    assert (
+        await harness.db.fetchval(
+            "SELECT count(*) FROM syncd.contacts WHERE suppressed_reason IS NOT NULL"
+        )
+        == 0
+    )
     assert await harness.remote("gone@example.com") is not None
     row = await harness.run_row(outcome.run_id)
     assert row["dry_run"] is True

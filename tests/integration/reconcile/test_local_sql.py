@@ -9,6 +9,7 @@ import pytest
 
 from syncd.db import Connection
 from syncd.db.local import create_key_functions
+from syncd.reconcile.keys import canonical_key, email_key, key_valid
 from tests.integration.reconcile.harness import Harness
 
 
@@ -21,10 +22,15 @@ from tests.integration.reconcile.harness import Harness
         ("email", "", "", False),
         ("email", None, "", False),
         ("phone", "+7 (926) 123-45-67", "+79261234567", True),
-        ("phone", "8 926 123 45 67", "89261234567", True),
+        ("email", "\u00a0\u200bAnn@Example.COM\ufeff\u2009", "ann@example.com", True),
+        ("email", "\u3000b@x.org\u2060\r\n", "b@x.org", True),
+        ("phone", "8 926 123 45 67", "+89261234567", True),
+        ("phone", "79000000002", "+79000000002", True),
+        ("phone", "7 900 000 00 03", "+79000000003", True),
         ("phone", " +1-555-000-1111 ", "+15550001111", True),
-        ("phone", "12+34", "1234", False),
-        ("phone", "12345", "12345", False),
+        ("phone", "12+34", "+1234", False),
+        ("phone", "12345", "+12345", False),
+        ("phone", "no digits", "", False),
         ("phone", None, "", False),
     ],
 )
@@ -40,6 +46,20 @@ async def test_key_normalisation_and_validity(
     )
     assert got is not None
     assert (got["key"], got["valid"]) == (key, valid)
+    # the Python form (what `syncd explain` looks a key up with) agrees
+    assert canonical_key(channel, raw) == key  # type: ignore[arg-type]
+    assert key_valid(channel, key) == valid  # type: ignore[arg-type]
+
+
+async def test_sql_and_python_trim_exactly_the_same_characters(db: Connection) -> None:
+    """Every character either side trims at the ends of an email, the other does too."""
+    await create_key_functions(db)
+    candidates = [chr(c) for c in range(0x3100) if chr(c).isspace() or c in (0x200B, 0xFEFF)]
+    candidates += ["\u200c", "\u200d", "\u2060", "\u180e", "x", "-"]
+    for char in candidates:
+        raw = f"{char}a@x.org{char}"
+        sql = await db.fetchval("SELECT pg_temp.syncd_email_key($1)", raw)
+        assert sql == email_key(raw), repr(char)
 
 
 async def test_fingerprint_is_the_values_unless_opted_out(db: Connection) -> None:

@@ -105,8 +105,11 @@ async def test_exhausted_retries_fail_the_run_and_record_only_accepted_batches(
     assert outcome.error is not None
     assert "503" in outcome.error
     assert await harness.pushed() == {}
+    # the batch whose answer never came may have been applied: its rows are known in flight
+    assert await harness.in_flight() == {"u0@example.com": "add", "u1@example.com": "add"}
     await harness.sandbox.clear_faults()
     recovered = await harness.run()
     assert recovered.status == "succeeded"
     assert recovered.counts["added"] == 6
     assert len(await harness.pushed()) == 6
+    assert await harness.in_flight() == {}

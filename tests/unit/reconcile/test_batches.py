@@ -28,27 +28,13 @@ VALS = ("Ann", "Oslo")
     [
         ("add", "email", ("email", "Name", "City", "email_list_ids"), ("k", "Ann", "Oslo", "7")),
         ("update", "email", ("email", "Name", "City"), ("k", "Ann", "Oslo")),
-        (
-            "optout_status",
-            "email",
-            ("email", "Name", "City", "email_status"),
-            ("k", "Ann", "Oslo", "unsubscribed"),
-        ),
-        (
-            "optout_list",
-            "email",
-            ("email", "Name", "City", "email_unsubscribed_list_ids"),
-            ("k", "Ann", "Oslo", "7"),
-        ),
+        # opt-outs carry no profile data: nothing Selzy could refuse them for
+        ("optout_status", "email", ("email", "email_status"), ("k", "unsubscribed")),
+        ("optout_list", "email", ("email", "email_unsubscribed_list_ids"), ("k", "7")),
         ("delete", "email", ("email", "delete"), ("k", "1")),
         ("exclude", "email", ("email", "email_excluded_list_ids"), ("k", "7")),
         ("add", "phone", ("phone", "Name", "City", "phone_list_ids"), ("k", "Ann", "Oslo", "7")),
-        (
-            "optout_status",
-            "phone",
-            ("phone", "Name", "City", "phone_status"),
-            ("k", "Ann", "Oslo", "unsubscribed"),
-        ),
+        ("optout_status", "phone", ("phone", "phone_status"), ("k", "unsubscribed")),
         ("exclude", "phone", ("phone", "phone_excluded_list_ids"), ("k", "7")),
     ],
 )

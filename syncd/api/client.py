@@ -71,6 +71,7 @@ class SelzyClient:
             self._key.reveal(),
             per_minute=config.rate_limit_per_minute,
             export_per_minute=config.export_rate_limit_per_minute,
+            margin=config.rate_limit_margin,
         )
         self._retry = retry or RetryPolicy(max_attempts=config.max_attempts)
         self._rng: Uniform = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
@@ -218,12 +219,14 @@ class SelzyClient:
         session = self._open_session()
 
         async def attempt() -> object:
-            await self._limiter.acquire(method)
-            record_attempt(method)
-            status, answer = await post_form(
-                session, url, body, method=method, timeouts=self._timeouts
-            )
-            envelope = interpret(status, answer, method=method, secrets=(key,))
+            # The slot is held until the answer is in (and a limit error, raised by interpret,
+            # holds back every call on the key): see ratelimit.py on why.
+            async with self._limiter.slot(method):
+                record_attempt(method)
+                status, answer = await post_form(
+                    session, url, body, method=method, timeouts=self._timeouts
+                )
+                envelope = interpret(status, answer, method=method, secrets=(key,))
             if envelope.warnings:
                 log.info("api_warnings", method=method, warnings=list(envelope.warnings))
             return envelope.result

@@ -9,6 +9,8 @@
     attempt >= max_attempts                 None
 
 Whether an error is retryable is `SyncdError.retryable` (errors.py), never its message.
+A rate-limited call's own delay is only half the story: the shared RateLimiter also holds back
+every other call on the key for about a minute (ratelimit.py), and the retry waits there too.
 """
 
 from __future__ import annotations

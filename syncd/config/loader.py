@@ -137,6 +137,7 @@ def _read_selzy(t: Table, path: Path | None, environ: Mapping[str, str]) -> Selz
         export_rate_limit_per_minute=t.integer(
             "export_rate_limit_per_minute", d["export_rate_limit_per_minute"], low=1
         ),
+        rate_limit_margin=t.number("rate_limit_margin", d["rate_limit_margin"], low=0, high=0.9),
         export_deadline=t.number("export_deadline", d["export_deadline"], above=0),
         poll_interval=interval,
         poll_interval_max=interval_max,

@@ -56,6 +56,7 @@ class SelzyConfig:
     max_attempts: int = 5  # per call, including the first
     rate_limit_per_minute: int = 1200  # all calls on this key, shared by all jobs
     export_rate_limit_per_minute: int = 20  # async/exportContacts on this key
+    rate_limit_margin: float = 0.1  # fraction of both limits left unused (other clients, per-IP)
     export_deadline: float = 3600.0  # seconds to wait for an export task to complete
     poll_interval: float = 2.0  # first getTaskResult poll delay; grows to poll_interval_max
     poll_interval_max: float = 30.0

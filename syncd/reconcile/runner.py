@@ -43,7 +43,7 @@ from syncd.db.plan import (
     sync_ledger,
     tune_session,
 )
-from syncd.db.runs import record_outcomes
+from syncd.db.runs import expected_export_seconds, record_outcomes
 from syncd.errors import ConfigError, SyncdError
 from syncd.reconcile.actions import (
     DELETIONS,
@@ -308,12 +308,15 @@ class _Run:
 
     async def _load_export(self) -> None:
         client, state = self.services.client, self.state
+        async with self.services.pool.acquire() as pooled:
+            expected = await expected_export_seconds(pooled, self.job.name)
         with state.timed("export"):
             url = await wait_for_export(
                 client,
                 self.services.config.selzy,
                 self.job.list_id,
                 callbacks=self.services.callbacks,
+                expected=expected,
             )
         with state.timed("load"):
             await tune_session(self.conn)  # before the session's first TEMP table

@@ -1,7 +1,8 @@
 """Clients pointed at the in-process sandbox, with tiny retry delays so fault tests stay fast.
 
 Each client gets its own RateLimiter: the process-wide registry is for production, where every
-job shares one key; tests must not slow each other down through it.
+job shares one key; tests must not slow each other down through it. Its pause after a limit
+error is as short as FAST_RETRY's rate-limit delay, not a minute.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ async def make_client(sandbox: SandboxHandle) -> AsyncIterator[MakeClient]:
         *, retry: RetryPolicy = FAST_RETRY, limiter: RateLimiter | None = None, **overrides: Any
     ) -> SelzyClient:
         config = dataclasses.replace(sandbox.config, **({"timeout": CALL_TIMEOUT} | overrides))
-        client = SelzyClient(config, retry=retry, limiter=limiter or RateLimiter())
+        limiter = limiter or RateLimiter(pause=FAST_RETRY.rate_limit_base)
+        client = SelzyClient(config, retry=retry, limiter=limiter)
         made.append(client)
         return client
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from syncd.sandbox import admin
 from syncd.sandbox.envelope import MethodError, failure, success
-from syncd.sandbox.faultplay import play
+from syncd.sandbox.faultplay import drop, play
 from syncd.sandbox.files import download
 from syncd.sandbox.methods import FILES_PATH, METHODS
 from syncd.sandbox.options import SandboxOptions
@@ -39,7 +39,7 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     data = params.tree.get("data")
     sb.calls.record(method, params.public(), len(data) if isinstance(data, list) else None)
     fault = sb.faults.take(method)
-    if fault is not None:
+    if fault is not None and fault.kind != "drop_after":
         replaced = await play(request, fault, sb.closing)
         if replaced is not None:
             return replaced
@@ -59,6 +59,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         result = await handler(sb, params, request)
     except MethodError as exc:
         return failure(exc.code, exc.message)
+    if fault is not None and fault.kind == "drop_after":
+        return drop(request)  # applied, but the answer is lost on the way back
     return success(result)
 
 

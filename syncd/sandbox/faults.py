@@ -10,7 +10,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 API_KINDS = frozenset(
-    {"error", "http_status", "latency", "hang", "drop", "bad_json", "export_never_finishes"}
+    {
+        "error",
+        "http_status",
+        "latency",
+        "hang",
+        "drop",
+        "drop_after",  # the call is applied, then the connection closes: the answer is lost
+        "bad_json",
+        "export_never_finishes",
+    }
 )
 DOWNLOAD_KINDS = frozenset(
     {

@@ -11,7 +11,10 @@ CREATE TABLE syncd.jobs (
     name        text NOT NULL UNIQUE,
     created_at  timestamptz NOT NULL DEFAULT now(),
     list_id     bigint,          -- the job's list and match channel, as its last run knew them
-    match       text
+    match       text,
+    next_run_at  timestamptz,    -- when the job runs next, as the daemon scheduling it says
+    scheduled_by text,           -- host:pid of that daemon
+    scheduled_at timestamptz     -- when it last said so
 );
 
 -- One row per reconciliation run (PRODUCT.md "What syncd keeps").
@@ -123,6 +126,8 @@ CREATE TABLE syncd.contacts (
     last_code                    text,
     last_message                 text,
     quarantined_at               timestamptz,
+    decision                     text,            -- the reason code of the last real run's decision
+    decided_run                  bigint,
     PRIMARY KEY (job, key)
 );
 -- The few rows a crash left in flight, found without scanning the ledger.
@@ -149,4 +154,25 @@ SELECT job, key, email, email_status, email_availability, email_list_ids,
 FROM syncd.contacts
 WHERE remote_seen;
 
-INSERT INTO syncd.migrations (version, name) VALUES (1, 'create_schema'), (2, 'create_contact_ledger');
+-- The per-contact history: what `syncd explain` reads; append-only, pruned after history_days.
+CREATE TABLE syncd.history (
+    id          bigserial PRIMARY KEY,
+    job         text NOT NULL,
+    key         text NOT NULL,
+    run_id      bigint,
+    at          timestamptz NOT NULL DEFAULT now(),
+    kind        text NOT NULL CHECK (kind IN ('decision', 'push', 'selzy_change', 'writeback',
+                                              'import', 'event')),
+    action      text,           -- decision/push: the action (add, update, optout_status, ...)
+    reason      text,           -- decision: decision.py's code `action:why`
+    outcome     text,           -- push: accepted | rejected | in_flight | refused; import: ...
+    batch       integer,        -- push: the run's batch number
+    code        text,           -- Selzy's (or the local table's) code
+    message     text,           -- Selzy's message, or what changed (never profile data)
+    CHECK (kind <> 'decision' OR reason IS NOT NULL)
+);
+CREATE INDEX history_job_key_idx ON syncd.history (job, key, id);
+CREATE INDEX history_at_idx ON syncd.history (at);  -- pruning
+
+INSERT INTO syncd.migrations (version, name)
+VALUES (1, 'create_schema'), (2, 'create_contact_ledger'), (3, 'create_history');

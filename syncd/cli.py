@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-file", type=Path, metavar="F", help="keep state in this file")
     p.add_argument("--export-delay", type=_seconds, metavar="S", help="export task delay")
     command("demo", _demo, "the quick start: a demo database, the sandbox, a few runs")
+    p = command("status", _status, "per job: schedule, last run, last success, next run, counts")
+    p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
     return parser
 
 
@@ -210,6 +213,15 @@ def _runs(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _run_async(fetch())
+
+
+def _status(args: argparse.Namespace) -> int:
+    from syncd.status import gather, render
+
+    cfg = _load(args)
+    jobs = select_jobs(cfg, args.job)
+    print(render(_run_async(gather(cfg, jobs)), as_json=args.json))
+    return EXIT_OK
 
 
 # --- sync ----------------------------------------------------------------------------------

@@ -161,7 +161,9 @@ CREATE TEMP TABLE syncd_plan (
     writeback       boolean NOT NULL DEFAULT false,  -- a local row of this key differs from Selzy's view
     ledger          text,                -- how the ledger row changes: upsert | forget | NULL
     new_suppression text,                -- a suppression the ledger did not know yet
-    status_changed  boolean NOT NULL DEFAULT false   -- Selzy-side status change since the ledger's view
+    status_changed  boolean NOT NULL DEFAULT false,  -- Selzy-side status change since the ledger's view
+    decided         boolean NOT NULL DEFAULT false,  -- the decision differs from the ledger's last one
+    change          text                 -- what Selzy's side changed (statuses, lists), for history
 );
 
 -- name: build_plan
@@ -175,7 +177,7 @@ CREATE TEMP TABLE syncd_plan (
 -- nothing but this (empty) TEMP table.
 INSERT INTO syncd_plan (seq, action, reason, key, key_raw, vals, fingerprint, is_local, exported,
                         remote_only, code, message, writeback, ledger, new_suppression,
-                        status_changed)
+                        status_changed, decided, change)
 WITH
 dup AS (
     SELECT l.*, d.opt_out AS group_opt_out,
@@ -221,6 +223,32 @@ joined AS (
                                OR c.intent_action IS NOT NULL OR c.local_fp IS NOT NULL
                                OR c.remote_seen) AS forgettable,
         c.pushed_fp, c.intent_action, c.suppressed_reason, c.last_code, c.last_message,
+        c.decision AS last_decision,
+        CASE WHEN c.remote_seen AND r.key IS NULL THEN 'left the export'
+             WHEN c.remote_seen THEN nullif(concat_ws(', ',
+            CASE WHEN c.email_status IS DISTINCT FROM r.email_status
+                 THEN 'email_status ' || coalesce(c.email_status, '-') || ' -> '
+                      || coalesce(r.email_status, '-') END,
+            CASE WHEN c.phone_status IS DISTINCT FROM r.phone_status
+                 THEN 'phone_status ' || coalesce(c.phone_status, '-') || ' -> '
+                      || coalesce(r.phone_status, '-') END,
+            CASE WHEN c.email_availability IS DISTINCT FROM r.email_availability
+                 THEN 'email_availability ' || coalesce(c.email_availability, '-') || ' -> '
+                      || coalesce(r.email_availability, '-') END,
+            CASE WHEN c.list_status IS DISTINCT FROM r.list_status
+                 THEN 'list_status ' || c.list_status || ' -> ' || r.list_status END,
+            CASE WHEN (c.email_unsubscribed_list_ids, c.phone_unsubscribed_list_ids)
+                      IS DISTINCT FROM (r.email_unsubscribed_list_ids, r.phone_unsubscribed_list_ids)
+                 THEN 'unsubscribed lists ' || coalesce(c.email_unsubscribed_list_ids, '-') || '/'
+                      || coalesce(c.phone_unsubscribed_list_ids, '-') || ' -> '
+                      || coalesce(r.email_unsubscribed_list_ids, '-') || '/'
+                      || coalesce(r.phone_unsubscribed_list_ids, '-') END), '')
+             WHEN c.key IS NOT NULL AND r.key IS NOT NULL
+                  AND (c.list_status IS DISTINCT FROM r.list_status
+                       OR r.status IN ('unsubscribed', 'blocked'))
+                 THEN 'after syncd''s push: list_status ' || r.list_status
+                      || coalesce(', ' || $2::text || '_status ' || r.status, '')
+        END AS change,
         c.quarantined_at IS NOT NULL AND c.rejected_fp = w.fingerprint AS quarantined,
         -- the ledger's row is out of date: the local side or Selzy's changed since it was written
         (w.key IS NOT NULL AND c.local_fp IS DISTINCT FROM w.fingerprint)
@@ -291,12 +319,16 @@ planned AS (
                -- neither local nor exported: nothing left to update or delete; the row goes,
                -- unless it holds a suppression (kept for good)
                WHEN NOT is_local AND NOT exported AND forgettable THEN 'forget'
-               WHEN local_dirty OR remote_dirty OR new_suppression IS NOT NULL THEN 'upsert'
+               WHEN local_dirty OR remote_dirty OR new_suppression IS NOT NULL
+                    OR reason IS DISTINCT FROM last_decision THEN 'upsert'
            END AS ledger,
-           new_suppression, status_changed
+           new_suppression, status_changed,
+           reason IS DISTINCT FROM last_decision AS decided,
+           change
     FROM decided
     WHERE reason NOT LIKE 'none:%' OR writeback OR local_dirty OR remote_dirty
        OR new_suppression IS NOT NULL OR (NOT is_local AND NOT exported AND forgettable)
+       OR reason IS DISTINCT FROM last_decision
     UNION ALL
     SELECT 'duplicate', 'duplicate:shadowed', d.key, d.key_raw, NULL, d.group_fingerprint,
            true, r.key IS NOT NULL, false, 'duplicate_key',
@@ -308,7 +340,7 @@ planned AS (
                        CASE WHEN $6::boolean THEN r.phone_status END,
                        CASE WHEN $7::boolean THEN r.email_availability END,
                        CASE WHEN $8::boolean THEN r.list_status END),
-           NULL, NULL, false
+           NULL, NULL, false, false, NULL
     FROM dup_ranked AS d
     LEFT JOIN syncd_remote AS r ON r.key = d.key
     WHERE d.rank > 1
@@ -325,14 +357,14 @@ planned AS (
                        CASE WHEN $6::boolean THEN r.phone_status END,
                        CASE WHEN $7::boolean THEN r.email_availability END,
                        CASE WHEN $8::boolean THEN r.list_status END),
-           NULL, NULL, false
+           NULL, NULL, false, false, NULL
     FROM syncd_local_odd AS l
     LEFT JOIN syncd_remote AS r ON r.key = l.key AND l.key <> ''
     WHERE NOT l.key_valid
 )
 SELECT row_number() OVER (ORDER BY action, key, key_raw), action, reason, key, key_raw, vals,
        fingerprint, is_local, exported, remote_only, code, message, writeback, ledger,
-       new_suppression, status_changed
+       new_suppression, status_changed, decided, change
 FROM planned;
 
 -- name: index_plan
@@ -401,7 +433,7 @@ INSERT INTO syncd.contacts AS c (
     job, key, local_fp, local_changed_at, remote_seen, email, email_status, email_availability,
     email_list_ids, email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
     phone_unsubscribed_list_ids, list_status, remote_first_seen_at, remote_changed_at,
-    remote_run, suppressed_reason, suppressed_at)
+    remote_run, suppressed_reason, suppressed_at, decision, decided_run)
 SELECT $1::text, p.key,
        CASE WHEN p.is_local THEN p.fingerprint END,
        CASE WHEN p.is_local THEN now() END,
@@ -409,7 +441,8 @@ SELECT $1::text, p.key,
        r.email_unsubscribed_list_ids, r.phone, r.phone_status, r.phone_list_ids,
        r.phone_unsubscribed_list_ids, coalesce(r.list_status, 'absent'),
        CASE WHEN r.key IS NOT NULL THEN now() END, now(), $2::bigint,
-       p.new_suppression, CASE WHEN p.new_suppression IS NOT NULL THEN now() END
+       p.new_suppression, CASE WHEN p.new_suppression IS NOT NULL THEN now() END,
+       p.reason, $2::bigint
 FROM syncd_plan AS p
 LEFT JOIN syncd_remote AS r ON r.key = p.key
 WHERE p.ledger = 'upsert'
@@ -449,7 +482,27 @@ ON CONFLICT (job, key) DO UPDATE SET
             THEN c.remote_changed_at ELSE EXCLUDED.remote_changed_at END,
     remote_run = CASE WHEN EXCLUDED.remote_seen THEN EXCLUDED.remote_run ELSE c.remote_run END,
     suppressed_reason = coalesce(c.suppressed_reason, EXCLUDED.suppressed_reason),
-    suppressed_at = coalesce(c.suppressed_at, EXCLUDED.suppressed_at);
+    suppressed_at = coalesce(c.suppressed_at, EXCLUDED.suppressed_at),
+    decision = EXCLUDED.decision,
+    decided_run = CASE WHEN c.decision IS NOT DISTINCT FROM EXCLUDED.decision
+                       THEN c.decided_run ELSE EXCLUDED.decided_run END;
+
+-- name: record_plan_history
+-- $1 job, $2 run_id. The plan's changed decisions and the Selzy-side changes it saw, into
+-- syncd.history (in the ledger_sync transaction). -> rows.
+INSERT INTO syncd.history (job, key, run_id, kind, action, reason, message)
+SELECT $1::text, key, $2::bigint, 'decision', action, reason,
+       CASE WHEN action IN ('suppressed', 'quarantined') THEN message END
+FROM syncd_plan
+WHERE decided
+UNION ALL
+SELECT $1::text, key, $2::bigint, 'selzy_change', NULL, NULL, change
+FROM syncd_plan
+WHERE change IS NOT NULL;
+
+-- name: prune_history
+-- $1 job, $2 days. History rows of the job older than $2 days. -> rows deleted.
+DELETE FROM syncd.history WHERE job = $1::text AND at < now() - make_interval(days => $2::int);
 
 -- name: ledger_forget
 -- $1 job. Contacts neither in the local table nor in the export: nothing is left to update or

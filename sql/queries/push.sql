@@ -72,3 +72,11 @@ SET intent_action = NULL, intent_fp = NULL, intent_run = NULL, intent_at = NULL,
             THEN coalesce(c.quarantined_at, now()) END
 FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(key, fingerprint, code, message)
 WHERE c.job = $1::text AND c.key = u.key;
+
+-- name: record_push_history
+-- $1 job, $2 run_id, $3 action, $4 batch (int, the run's batch number or NULL), $5 keys,
+-- $6 outcomes (accepted | rejected | no_answer | refused), $7 codes, $8 messages. One history
+-- row per contact of an answered (or unanswered) batch. -> nothing.
+INSERT INTO syncd.history (job, key, run_id, kind, action, outcome, batch, code, message)
+SELECT $1::text, u.key, $2::bigint, 'push', $3::text, u.outcome, $4::int, u.code, u.message
+FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS u(key, outcome, code, message);

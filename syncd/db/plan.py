@@ -45,6 +45,7 @@ class PlanSummary:
 class LedgerResult:
     written: int
     forgotten: int
+    history: int  # history rows appended (changed decisions, Selzy-side changes)
 
 
 _WRITEBACK_FLAGS = ("email_status", "phone_status", "email_availability", "list_status")
@@ -177,9 +178,18 @@ async def sync_ledger(
     """The ledger rows the plan found out of date, in one transaction (`changes`: how many;
     none: no statement at all, so a run with nothing to change writes nothing)."""
     if not changes:
-        return LedgerResult(written=0, forgotten=0)
+        return LedgerResult(written=0, forgotten=0, history=0)
     with translating():
         async with conn.transaction():
+            history = await conn.execute(QUERIES["record_plan_history"], job, run_id)
             written = await conn.execute(QUERIES["ledger_sync"], job, run_id)
             forgotten = await conn.execute(QUERIES["ledger_forget"], job)
-    return LedgerResult(written=_count(written), forgotten=_count(forgotten))
+    return LedgerResult(
+        written=_count(written), forgotten=_count(forgotten), history=_count(history)
+    )
+
+
+async def prune_history(conn: Connection, *, job: str, days: int) -> int:
+    """Drop the job's history rows older than `days` days; how many went."""
+    with translating():
+        return _count(await conn.execute(QUERIES["prune_history"], job, days))

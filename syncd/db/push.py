@@ -59,6 +59,35 @@ async def clear_intent(pool: Pool, *, job: str, keys: Sequence[str]) -> None:
             await conn.execute(QUERIES["clear_intent"], job, list(keys))
 
 
+async def record_unanswered(
+    pool: Pool,
+    *,
+    job: str,
+    run_id: int,
+    action: str,
+    keys: Sequence[str],
+    outcome: str,
+    code: str,
+    message: str,
+    batch: int | None = None,
+) -> None:
+    """History of a batch that got no usable answer: `no_answer` (it may have been applied; its
+    intent stays) or `refused` (Selzy refused the call; nothing was applied)."""
+    with translating():
+        async with pool.acquire() as conn:
+            await conn.execute(
+                QUERIES["record_push_history"],
+                job,
+                run_id,
+                action,
+                batch,
+                list(keys),
+                [outcome] * len(keys),
+                [code] * len(keys),
+                [message] * len(keys),
+            )
+
+
 async def record_batch(
     pool: Pool,
     *,
@@ -69,6 +98,7 @@ async def record_batch(
     accepted: Sequence[Accepted],
     rejected: Sequence[Rejected],
     quarantine_after: int,
+    batch: int | None = None,
 ) -> None:
     """Record one answered batch atomically: accepted rows settle into the ledger's pushed
     values (none after a deletion), rejected ones count towards quarantine (adds and updates
@@ -103,3 +133,14 @@ async def record_batch(
                     job,
                     ((r.key, action, "rejected", r.code, r.message) for r in rejected),
                 )
+            await conn.execute(
+                QUERIES["record_push_history"],
+                job,
+                run_id,
+                action,
+                batch,
+                [a.key for a in accepted] + [r.key for r in rejected],
+                ["accepted"] * len(accepted) + ["rejected"] * len(rejected),
+                [None] * len(accepted) + [r.code for r in rejected],
+                [None] * len(accepted) + [r.message for r in rejected],
+            )

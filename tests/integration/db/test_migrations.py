@@ -100,7 +100,8 @@ async def test_concurrent_migrates_all_succeed_and_apply_each_migration_once(
 ) -> None:
     results = await asyncio.gather(*(migrate(empty_db_config) for _ in range(4)))
     applied = [label for result in results for label in result]
-    assert applied == [m.label for m in available_migrations()]
+    # each migration once, by whichever process got to it first
+    assert sorted(applied) == [m.label for m in available_migrations()]
 
 
 async def test_ensure_schema_says_to_run_migrate_on_a_database_without_it(

@@ -112,7 +112,7 @@ async def test_a_key_exported_twice_keeps_the_member_row(db: Connection) -> None
 
 async def _row_versions(harness: Harness) -> dict[str, list[tuple[str, str]]]:
     """(ctid, xmin) of every row: both stay the same for a row nobody wrote."""
-    tables = ("syncd.contacts", "syncd.suppressions_carried", "public.contacts")
+    tables = ("syncd.contacts", "syncd.suppressions_carried", "syncd.history", "public.contacts")
     return {
         table: [
             (str(r["ctid"]), str(r["xmin"]))

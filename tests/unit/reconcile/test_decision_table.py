@@ -5,6 +5,7 @@ state, history and configuration, and PRODUCT.md's consent and safety rules hold
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -159,3 +160,13 @@ def test_cells_derive_facts_consistently() -> None:
             assert not cell.elsewhere
         else:
             assert cell.status is not None
+
+
+def test_the_documentation_lists_every_reason_code() -> None:
+    """The operator's table of reason codes (README or docs/) is the decision's vocabulary."""
+    root = Path(__file__).resolve().parents[3]
+    text = "\n".join(
+        p.read_text(encoding="utf-8") for p in [root / "README.md", *root.glob("docs/**/*.md")]
+    )
+    missing = [code for code in REASONS if f"`{code}`" not in text]
+    assert missing == []

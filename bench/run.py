@@ -1,260 +1,397 @@
 """Reconciliation benchmark: N contacts on both sides, measured through the real CLI.
 
-For each N it creates a fresh database and a fresh sandbox process, seeds N local contacts, then
-times three `syncd sync` runs as separate processes:
+For each table shape (bench/shapes.py) and N: a fresh database with N local contacts and a fresh
+sandbox (`syncd sandbox`, Selzy's real rate limits), then `syncd sync` as a separate process:
 
-1. the first full sync (N adds into an empty list),
-2. the second run, which writes every contact's Selzy status back into the local table,
+1. the first full sync from an empty list (N adds),
+2. settle runs while a run still changes something (the first writeback of every status),
 3. a no-change run,
-4. a 1%-change run (0.4% of rows edited, 0.3% new, 0.3% deleted),
+4. a floor on the same data: psql `\\copy` of the list's export file + one hash join (floor.py),
+5. a 1%-change run (N/100 rows edited locally),
 
-and reports wall time, the syncd process's peak RSS (from wait4's rusage) and importContacts calls
-(from the sandbox's call log) against the lower bound ceil(changes / 500) per action.
+recording wall time, syncd's own seconds per phase (syncd.runs.timings), importContacts calls
+(the sandbox's call log) against ceil(changes / 500), rate-limit errors (api_errors of the
+run_finished log line) and peak RSS (GNU time %M). Results: bench/out/reconcile-*.json and
+markdown tables for bench/README.md, with PASS/FAIL against the targets (report.py).
 
-    .venv/bin/python bench/run.py --sizes 100000 1000000
+    .venv/bin/python bench/run.py --sizes 100000,1000000 --shapes narrow,wide
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
-import socket
+import platform
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import databases
+import floor as floors
+import report
+from harness import Sandbox, SyncRun, code_fingerprint, restore_state, run_sync, tail
+from shapes import SHAPES, Shape, job_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-ADMIN_DSN = os.environ.get("SYNCD_TEST_DSN", "postgresql://root@127.0.0.1:5432/postgres")
-KEY = "bench-key"
-SYNCD = ROOT / ".venv" / "bin" / "syncd"
-TIME = "/usr/bin/time"  # GNU time (Debian package `time`) measures the child's own peak RSS
+SNAPSHOTS = OUT / "snapshots"
+BATCH = 500  # contacts per importContacts call
+MAX_SETTLE = 3  # settle runs before the no-change run is taken as it comes
+BUSY_LOAD = 0.5  # 1-minute load average per CPU above which the figures are flagged
+EFFECTS = ("added", "updated", "deleted", "excluded", "opted_out", "imported", "written_back")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class RunFailed(Exception):
+    """A `syncd sync` of the sequence did not exit 0: later scenarios would measure nothing."""
 
 
-def admin(root: str, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(  # noqa: S310 - loopback sandbox only
-        f"{root}/_sandbox/{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310
-        return json.loads(resp.read() or b"null")
+@dataclass(frozen=True)
+class Options:
+    syncd: Path
+    export_delay: float
+    floor_repeats: int
+    skip_first_sync: bool
+    package: str  # the syncd package directory the executable imports
+    code: str  # a hash of that package's code and SQL (harness.code_fingerprint)
 
 
-def import_calls(root: str) -> int:
-    return len(admin(root, "calls?method=importContacts", method="GET")["calls"])
+class Bench:
+    """One shape at one N: its database, its sandbox and its runs, in order."""
 
-
-def run_sync(config: Path) -> tuple[float, int, int]:
-    """Run `syncd sync` as a child process; return (seconds, peak RSS KiB, exit status).
-
-    The peak comes from /usr/bin/time (%M). wait4's ru_maxrss is not used: Linux carries the
-    forking parent's resident size over exec into the child's high-water mark, so it would
-    report this benchmark's own memory rather than syncd's.
-    """
-    env = dict(os.environ, SELZY_API_KEY=KEY)
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [TIME, "-f", "%M", "-o", rss.name, str(SYNCD), "-c", str(config), "sync"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            check=False,
+    def __init__(self, shape: Shape, n: int, opts: Options) -> None:
+        self.shape, self.n, self.opts = shape, n, opts
+        self.dir = OUT / f"{shape.name}-{n}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for old in (*self.dir.glob("[0-9][0-9]-*.log"), self.dir / "sandbox.log"):
+            old.unlink(missing_ok=True)
+        self.database = f"syncd_bench_{shape.name}_{n}"
+        self.dsn = databases.dsn_of(self.database)
+        self.config = self.dir / "config.toml"
+        self.sandbox = Sandbox(
+            opts.syncd,
+            self.dir / "sandbox.sqlite",
+            export_delay=opts.export_delay,
+            log=self.dir / "sandbox.log",
         )
-        elapsed = time.perf_counter() - started
-        peak_kib = int(rss.read().split()[-1])
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace")
-        print(f"sync exited {proc.returncode}: {err[-2000:]}", file=sys.stderr)
-    return elapsed, peak_kib, proc.returncode
+        self.snapshot = SNAPSHOTS / f"{shape.name}-{n}"
+        self.rows: list[dict[str, Any]] = []
 
+    def run(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The runs in order and the floor; a failed run ends the sequence (floor None)."""
+        try:
+            return self._sequence()
+        except RunFailed as exc:
+            print(f"  stopped: {exc}", file=sys.stderr, flush=True)
+            return self.rows, None
+        finally:
+            self.sandbox.stop()
 
-async def make_database(name: str, n: int) -> str:
-    admin_conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin_conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin_conn.close()
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "CREATE TABLE contacts (id bigserial PRIMARY KEY, email text NOT NULL,"
-            " first_name text, city text, selzy_email_status text)"
+    def _sequence(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        restored = self._restore() if self.opts.skip_first_sync else None
+        if restored is None:
+            list_id = self._fresh()
+            self.scenario("first full sync", changes=self.n)
+            self.sandbox.restart()  # the next run starts with an empty rate-limit window
+            self._settle()
+            self._save_snapshot(list_id)
+        else:
+            list_id, same_code = restored
+            # State left by other code may still hold one-time work for this code (a migration
+            # that fills a new table, say): that run must not pass for the no-change run.
+            self._settle(first_is_settle=not same_code)
+        measured = self._floor(list_id)
+        edits = self.shape.edits(self.n)
+        databases.execute(self.dsn, (self.shape.edit, (self.n,)))
+        self.scenario(report.ONE_PERCENT, changes=edits)
+        return self.rows, measured
+
+    def _fresh(self) -> int:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.sandbox.state}{suffix}").unlink(missing_ok=True)
+        self.sandbox.start()
+        list_id = int(self.sandbox.api("createList", [("title", "bench")])["id"])
+        for name in self.shape.user_fields:
+            self.sandbox.api("createField", [("name", name), ("type", "string")])
+        databases.create_database(self.database, self.shape, self.n)
+        self._configure(list_id)
+        return list_id
+
+    def _restore(self) -> tuple[int, bool] | None:
+        """(list id, whether the state was made by this very code), or None without one."""
+        meta_path = self.snapshot.with_suffix(".json")
+        if not meta_path.exists():
+            print(f"  no snapshot at {meta_path}: running the first full sync", flush=True)
+            return None
+        meta = json.loads(meta_path.read_text())
+        if not databases.database_exists(meta["database"]):
+            print(f"  snapshot database {meta['database']} is gone: first full sync", flush=True)
+            return None
+        same_code = bool(self.opts.code) and meta.get("code") == self.opts.code
+        print(
+            f"  reusing the settled state of {meta['created']} ({meta['syncd']},"
+            f" {'the same code' if same_code else 'other code: one settle run first'})",
+            flush=True,
         )
-        await conn.execute(
-            "INSERT INTO contacts (email, first_name, city)"
-            " SELECT 'user' || i || '@example.com', 'User ' || i, 'City ' || (i % 100)"
-            " FROM generate_series(1, $1) AS i",
-            n,
+        databases.copy_database(meta["database"], self.database)
+        restore_state(self.snapshot.with_suffix(".sqlite"), self.sandbox.state)
+        self.sandbox.start()
+        self._configure(int(meta["list_id"]))
+        return int(meta["list_id"]), same_code
+
+    def _save_snapshot(self, list_id: int) -> None:
+        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+        database = f"{self.database}_settled"
+        databases.copy_database(self.database, database)
+        self.sandbox.backup(self.snapshot.with_suffix(".sqlite"))
+        meta = {
+            "database": database,
+            "list_id": list_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "syncd": str(self.opts.syncd),
+            "code": self.opts.code,
+        }
+        self.snapshot.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    def _configure(self, list_id: int) -> None:
+        self.config.write_text(
+            job_config(self.shape, dsn=self.dsn, base_url=self.sandbox.api_url, list_id=list_id)
         )
-        await conn.execute("ANALYZE contacts")
-    finally:
-        await conn.close()
-    return dsn
-
-
-async def change_one_percent(dsn: str, n: int) -> dict[str, int]:
-    edits, adds, deletes = int(n * 0.004), int(n * 0.003), int(n * 0.003)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "UPDATE contacts SET first_name = first_name || ' (edited)' WHERE id <= $1", edits
-        )
-        await conn.execute("DELETE FROM contacts WHERE id > $1", n - deletes)
-        await conn.execute(
-            "INSERT INTO contacts (email, first_name, city)"
-            " SELECT 'new' || i || '@example.com', 'New ' || i, 'City 0'"
-            " FROM generate_series(1, $1) AS i",
-            adds,
-        )
-    finally:
-        await conn.close()
-    return {"update": edits, "add": adds, "delete": deletes}
-
-
-def write_config(path: Path, dsn: str, base_url: str, list_id: int) -> None:
-    path.write_text(
-        f"""
-[selzy]
-base_url = "{base_url}"
-poll_interval = 0.5
-poll_interval_max = 2.0
-
-[database]
-dsn = "{dsn}"
-
-[log]
-level = "info"
-format = "json"
-
-[[jobs]]
-name = "bench"
-list_id = {list_id}
-table = "public.contacts"
-match = "email"
-schedule = "every 15m"
-max_deletes = 100000
-max_delete_fraction = 0.05
-
-[jobs.fields]
-email = "email"
-Name = "first_name"
-City = "city"
-
-[jobs.writeback]
-email_status = "selzy_email_status"
-"""
-    )
-
-
-def bench_size(n: int) -> list[dict[str, Any]]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    root = f"http://127.0.0.1:{port}"
-    state = OUT / f"sandbox-{n}.sqlite"
-    state.unlink(missing_ok=True)
-    sandbox = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "syncd.sandbox",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--export-delay",
-            "1",
-            "--state-file",
-            str(state),
-        ],
-        env=dict(os.environ, SELZY_API_KEY=KEY),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                admin(root, "calls", method="GET")
-                break
-            except OSError:
-                time.sleep(0.1)
-        list_id = admin(root, "lists", {"title": "bench"})["id"]
-        admin(root, "fields", {"name": "Name", "type": "string"})
-        admin(root, "fields", {"name": "City", "type": "string"})
-        dsn = asyncio.run(make_database(f"syncd_bench_{n}", n))
-        config = OUT / f"config-{n}.toml"
-        write_config(config, dsn, f"{root}/en/api", list_id)
         subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "syncd"), "-c", str(config), "migrate"],
+            [str(self.opts.syncd), "-c", str(self.config), "migrate"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        results = []
-        # The run after the first sync writes every contact's status back (the first export that
-        # shows them), so the no-change run is the third.
-        scenarios: list[tuple[str, dict[str, int]]] = [
-            ("first full sync", {"add": n}),
-            ("second run (first writeback)", {}),
-            ("no-change run", {}),
-            ("1% change run", {}),
-        ]
-        for label, changes in scenarios:
-            if label == "1% change run":
-                changes = asyncio.run(change_one_percent(dsn, n))
-            before = import_calls(root)
-            seconds, rss_kib, code = run_sync(config)
-            calls = import_calls(root) - before
-            bound = sum(math.ceil(count / 500) for count in changes.values())
-            row = {
-                "n": n,
-                "scenario": label,
-                "exit": code,
-                "seconds": round(seconds, 1),
-                "peak_rss_mib": round(rss_kib / 1024, 1),
-                "import_calls": calls,
-                "lower_bound": bound,
-            }
-            print(json.dumps(row), flush=True)
-            results.append(row)
-        return results
-    finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=30)
 
+    def _settle(self, *, first_is_settle: bool = False) -> None:
+        """Settle runs while a run still changes something; the first that changes nothing is
+        the no-change run (after MAX_SETTLE, the next run is taken as the no-change run)."""
+        for attempt in range(1, MAX_SETTLE + 1):
+            row = self.scenario(f"settle run {attempt}", changes=0, quiet=True)
+            idle = not any(row["counts"].get(k) for k in EFFECTS) and not row["import_calls"]
+            if idle and not (first_is_settle and attempt == 1):
+                row["scenario"] = report.NO_CHANGE
+                log = ROOT / row["log"]
+                renamed = log.rename(log.with_name(log.name[:3] + "no-change-run.log"))
+                row["log"] = str(renamed.relative_to(ROOT))
+                self._show(row)
+                return
+            self._show(row)
+        self.scenario(report.NO_CHANGE, changes=0)
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    args = parser.parse_args()
-    rows = [row for n in args.sizes for row in bench_size(n)]
-    print()
-    print("| N | scenario | exit | wall s | peak RSS MiB | importContacts calls | lower bound |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    def scenario(self, label: str, *, changes: int, quiet: bool = False) -> dict[str, Any]:
+        self.sandbox.clear_calls()
+        load = os.getloadavg()[0]
+        before = databases.last_run_id(self.dsn)
+        slug = label.replace(" ", "-").replace("%", "pct")
+        log = self.dir / f"{len(self.rows) + 1:02d}-{slug}.log"
+        result = run_sync(self.opts.syncd, self.config, log)
+        if result.exit != 0:
+            print(f"  sync exited {result.exit}; its output ends:\n{tail(log)}", file=sys.stderr)
+        row = self._row(label, changes, result, log, after=before)
+        row["loadavg_1m"] = round(load, 2)
+        self.rows.append(row)
+        if not quiet or result.exit != 0:
+            self._show(row)
+        if result.exit != 0:
+            raise RunFailed(f"{label} exited {result.exit} (status {row['status']}); see {log}")
+        return row
+
+    def _row(
+        self, label: str, changes: int, result: SyncRun, log: Path, *, after: int
+    ) -> dict[str, Any]:
+        calls = self.sandbox.calls()
+        imports = [c for c in calls if c["method"] == "importContacts"]
+        run = databases.run_row(self.dsn, result.finished.get("run_id"), after)
+        timings = {k: float(v) for k, v in (run.get("timings") or {}).items()}
+        counts = {k: result.finished.get(k, run.get(k)) for k in EFFECTS}
+        return {
+            "shape": self.shape.name,
+            "n": self.n,
+            "scenario": label,
+            "exit": result.exit,
+            "status": result.finished.get("status", run.get("status")),
+            "run_id": result.finished.get("run_id", run.get("id")),
+            "wall_s": round(result.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "timed_s": round(sum(timings.values()), 3),
+            "peak_rss_kib": result.peak_rss_kib,
+            "rss_source": result.rss_source,
+            "import_calls": len(imports),
+            "import_rows": sum(c.get("rows") or 0 for c in imports),
+            "api_calls": run.get("api_calls"),
+            "sandbox_calls": len(calls),
+            "export_fields": _field_names(calls),
+            "api_errors": result.api_errors,
+            "limit_errors": result.limit_errors if result.finished else None,
+            "changes": changes,
+            "bound": math.ceil(changes / BATCH),
+            "counts": counts,
+            "planned": run.get("planned") or {},
+            "log": str(log.relative_to(ROOT)),
+        }
+
+    def _show(self, row: dict[str, Any]) -> None:
+        phases = " ".join(f"{k}={v:.2f}" for k, v in row["timings"].items())
         print(
-            f"| {r['n']:,} | {r['scenario']} | {r['exit']} | {r['seconds']} | {r['peak_rss_mib']}"
-            f" | {r['import_calls']} | {r['lower_bound']} |"
+            f"  {row['scenario']:<16} exit {row['exit']}  wall {row['wall_s']:7.2f} s"
+            f"  rss {row['peak_rss_kib'] / 1024:6.1f} MiB  importContacts"
+            f" {row['import_calls']}/{row['bound']}  limit errors {row['limit_errors']}"
+            f"  [{phases}]",
+            flush=True,
         )
+
+    def _floor(self, list_id: int) -> dict[str, Any]:
+        """The floor on the data the no-change run just saw: the same export, as a file."""
+        fields = next((r["export_fields"] for r in reversed(self.rows) if r["export_fields"]), None)
+        if not fields:
+            raise RuntimeError("no async/exportContacts call of syncd's in the sandbox's log")
+        export = self.dir / "export.csv"
+        size = self.sandbox.export_csv(list_id, fields, export)
+        with export.open("rb") as f:
+            rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")) - 1
+        fastest, all_of_them = floors.best(self.dsn, export, self.opts.floor_repeats)
+        if fastest.matched != self.n:
+            print(f"  floor join matched {fastest.matched:,} of {self.n:,} rows", file=sys.stderr)
+        result = {
+            "shape": self.shape.name,
+            "n": self.n,
+            "rows": rows,
+            "csv_bytes": size,
+            "fields": fields,
+            "copy_s": round(fastest.copy_s, 4),
+            "join_s": round(fastest.join_s, 4),
+            "floor_s": round(fastest.seconds, 4),
+            "psql_s": round(fastest.psql_s, 4),
+            "matched": fastest.matched,
+            "repeats": [round(f.seconds, 4) for f in all_of_them],
+        }
+        print(
+            f"  floor            \\copy {fastest.copy_s:.3f} s + hash join {fastest.join_s:.3f} s"
+            f" = {fastest.seconds:.3f} s  ({rows:,} rows, {size / 1e6:.1f} MB)",
+            flush=True,
+        )
+        return result
+
+
+def _field_names(calls: list[dict[str, Any]]) -> list[str]:
+    """The field_names of the async/exportContacts call among `calls` (the sandbox's log)."""
+    for call in calls:
+        if call["method"] == "async/exportContacts":
+            names = call["params"].get("field_names")
+            if isinstance(names, dict):
+                names = list(names.values())
+            if isinstance(names, str):
+                names = names.split(",")
+            return [str(name).strip() for name in names or []]
+    return []
+
+
+def _list(text: str) -> list[str]:
+    return [part for part in text.replace(" ", ",").split(",") if part]
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[list[int], list[str], Options, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["100000,1000000"], help="N, comma-separated")
+    parser.add_argument("--shapes", default="narrow,wide", help=f"of {', '.join(SHAPES)}")
+    parser.add_argument("--syncd", type=Path, default=ROOT / ".venv" / "bin" / "syncd")
+    parser.add_argument("--export-delay", type=float, default=1.0, help="sandbox, seconds")
+    parser.add_argument("--floor-repeats", type=int, default=3, help="the fastest counts")
+    parser.add_argument(
+        "--skip-first-sync",
+        action="store_true",
+        help="start from the settled state an earlier run saved (bench/out/snapshots)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="result file (JSON)")
+    args = parser.parse_args(argv)
+    sizes = [int(part) for item in args.sizes for part in _list(item)]
+    shapes = _list(args.shapes)
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown or not shapes or not sizes or min(sizes) < 1000:
+        parser.error(f"shapes of {', '.join(SHAPES)}; sizes >= 1000 (got {unknown or sizes})")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or OUT / f"reconcile-{stamp}.json"
+    syncd = args.syncd.absolute()
+    package, code = code_fingerprint(syncd)
+    opts = Options(
+        syncd=syncd,
+        package=package,
+        code=code,
+        export_delay=args.export_delay,
+        floor_repeats=args.floor_repeats,
+        skip_first_sync=args.skip_first_sync,
+    )
+    return sizes, shapes, opts, out
+
+
+def _meta(opts: Options, sizes: list[int], shapes: list[str]) -> dict[str, Any]:
+    def output(*command: str) -> str:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError:
+            return ""
+        return proc.stdout.strip()
+
+    git = ("git", "--no-optional-locks", "-C", str(ROOT))
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sizes": sizes,
+        "shapes": shapes,
+        "syncd": str(opts.syncd),
+        "syncd_version": output(str(opts.syncd), "--version"),
+        "syncd_package": opts.package,
+        "syncd_code": opts.code,
+        "repo_head": output(*git, "rev-parse", "HEAD"),
+        "repo_dirty": bool(output(*git, "status", "--porcelain", "--untracked-files=no")),
+        "postgres": output(
+            "psql", "-X", "-At", "-d", databases.ADMIN_DSN, "-c", "SHOW server_version"
+        ),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "export_delay": opts.export_delay,
+        "skip_first_sync": opts.skip_first_sync,
+    }
+
+
+def _warn_if_busy() -> None:
+    """Other work on the machine skews every figure (2 cores: one for syncd, one for PostgreSQL
+    and the sandbox); say so up front. Each run records the load average it started under."""
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > BUSY_LOAD * cpus:
+        print(
+            f"warning: load average {load:.1f} on {cpus} CPUs: the machine is busy and the"
+            " figures will be skewed",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    sizes, shapes, opts, out = parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    _warn_if_busy()
+    meta = _meta(opts, sizes, shapes)
+    scenarios: list[dict[str, Any]] = []
+    measured: list[dict[str, Any]] = []
+    for n in sizes:
+        for name in shapes:
+            print(f"{name} shape, N = {n:,}", flush=True)
+            rows, floor = Bench(SHAPES[name], n, opts).run()
+            scenarios += rows
+            if floor is not None:
+                measured.append(floor)
+    checks = report.targets(scenarios, measured)
+    result = {"meta": meta, "scenarios": scenarios, "floors": measured, "targets": checks}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(report.markdown(scenarios, measured, checks))
+    print(f"\nresults: {out}")
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ from syncd.db import (
     create_pool,
     format_runs_table,
     migrate,
-    quote_ident,
     recent_runs,
 )
+from syncd.db.templates import Ident, render
 from syncd.reconcile import RunOutcome, RunServices, run_job
 from syncd.sandbox import SandboxOptions, build_app
 
@@ -96,8 +96,8 @@ def show(outcome: RunOutcome) -> None:
 async def _prepare_database(admin_dsn: str) -> DatabaseConfig:
     admin = await connect(DatabaseConfig(dsn=Secret(admin_dsn)))
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(DEMO_DB)} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {quote_ident(DEMO_DB)}")
+        await admin.execute(render("demo_drop_database", database=Ident(DEMO_DB)).sql)
+        await admin.execute(render("demo_create_database", database=Ident(DEMO_DB)).sql)
     finally:
         await admin.close()
     db = DatabaseConfig(dsn=Secret(_demo_dsn(admin_dsn)))

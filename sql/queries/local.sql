@@ -1,6 +1,6 @@
 -- The key and fingerprint rules, as session-local SQL functions (schema pg_temp) so that the local
 -- source, the export, the writeback join and the import all use the very same expressions.
--- The statements that name the user's table and columns are built in syncd/db/local.py only.
+-- The statements that name the user's table and columns are templates (sql/templates/local.sql).
 
 -- name: create_key_functions
 -- No parameters. Creates, on this connection only:

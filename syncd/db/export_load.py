@@ -17,7 +17,7 @@ import structlog
 
 from syncd.db.pool import Connection, translating
 from syncd.db.source import quote_ident
-from syncd.db.sql import QUERIES
+from syncd.db.templates import Ident, join, render
 from syncd.errors import ExportError
 
 log = structlog.get_logger(__name__)
@@ -127,14 +127,12 @@ async def load_export(
     """
     header, rest = await _read_header(chunks)
     names = parse_header(header, required)
-    quoted_table = quote_ident(table)
-    columns = ", ".join(f"{quote_ident(name)} text" for name in names)
+    staging = Ident(table)
+    columns = join(render("export_text_column", column=Ident(name)) for name in names)
     body = _Body(rest, chunks)
     with translating(conn=conn):
-        await conn.execute(QUERIES["export_drop_table"].format(table=quoted_table))
-        await conn.execute(
-            QUERIES["export_create_table"].format(table=quoted_table, columns=columns)
-        )
+        await conn.execute(render("export_drop_table", table=staging).sql)
+        await conn.execute(render("export_create_table", table=staging, columns=columns).sql)
         try:
             result = await conn.copy_to_table(
                 table,

@@ -1,10 +1,11 @@
 """Every statement that names the user's table or columns: reading the local source into the
 run's TEMP table, the writeback UPDATE and the remote-only import INSERT.
 
-This is the one place such SQL is built. Identifiers come from the configuration and pass through
-syncd.db.source.quote_ident / SourceInfo.qualified only; every value is a bind parameter. Key
-normalisation and fingerprints are the pg_temp functions of sql/queries/local.sql, so the local
-rows, the export and the writeback join agree by construction.
+The statements are the `local_*` templates of sql/templates/local.sql, rendered here by
+syncd.db.templates: configured names enter SQL only as Idents (syncd.db.source.quote_ident) and
+every value is a bind parameter. Key normalisation and fingerprints are the pg_temp functions of
+sql/queries/local.sql, so the local rows, the export and the writeback join agree by
+construction.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncpg
 
 from syncd.config import JobConfig
 from syncd.db.pool import Connection, translating
-from syncd.db.source import SourceInfo, quote_ident
+from syncd.db.source import SourceInfo
 from syncd.db.sql import QUERIES
+from syncd.db.templates import Fragment, Ident, join, render
 
-_KEY_FUNCTION = {"email": "pg_temp.syncd_email_key", "phone": "pg_temp.syncd_phone_key"}
+_KEY_TEMPLATE = {"email": "local_email_key", "phone": "local_phone_key"}
 # writeback key -> column of syncd.remote_contacts / TEMP syncd_remote holding Selzy's value
 _WRITEBACK_SOURCE = {
     "email_status": "email_status",
@@ -28,48 +30,57 @@ _WRITEBACK_SOURCE = {
     "list_status": "list_status",
 }
 _TEXT_TYPES = ("text", "character varying", "character", "citext")
+_ALIAS = "src"  # the user's table in every statement here
 
 
 @dataclass(frozen=True, slots=True)
 class _RowExprs:
     """SQL expressions over one row of the user's table (alias `src`)."""
 
-    key_raw: str
-    key: str
-    opt_out: str
-    vals: str
+    key_raw: Fragment
+    key: Fragment
+    opt_out: Fragment
+    vals: Fragment
 
 
-def _column(alias: str, name: str) -> str:
-    return f"{alias}.{quote_ident(name)}"
+def _table(source: SourceInfo) -> Ident:
+    return Ident(source.schema, source.name)
 
 
-def _row_exprs(job: JobConfig, profile: Sequence[str], alias: str = "src") -> _RowExprs:
-    key_column = _column(alias, job.fields[job.match]) + "::text"
+def _text(column: str) -> Fragment:
+    return render("local_text_column", column=Ident(_ALIAS, column))
+
+
+def _key(job: JobConfig) -> Fragment:
+    """The match column normalised to the contact's key."""
+    return render(_KEY_TEMPLATE[job.match], value=_text(job.fields[job.match]))
+
+
+def _row_exprs(job: JobConfig, profile: Sequence[str]) -> _RowExprs:
     values = []
     for name in profile:
-        value = _column(alias, job.fields[name]) + "::text"
-        if name in _KEY_FUNCTION:  # the other channel's address: sent normalised
-            values.append(f"{_KEY_FUNCTION[name]}({value})")
+        value = _text(job.fields[name])
+        if name in _KEY_TEMPLATE:  # the other channel's address: sent normalised
+            values.append(render(_KEY_TEMPLATE[name], value=value))
         else:
-            values.append(f"coalesce({value}, '')")
+            values.append(render("local_profile_value", value=value))
     opt_out = (
-        f"coalesce({_column(alias, job.opt_out_column)}::boolean, false)"
+        render("local_opt_out", column=Ident(_ALIAS, job.opt_out_column))
         if job.opt_out_column
-        else "false"
+        else render("local_no_opt_out")
     )
     return _RowExprs(
-        key_raw=f"coalesce({key_column}, '')",
-        key=f"{_KEY_FUNCTION[job.match]}({key_column})",
+        key_raw=render("local_key_raw", column=Ident(_ALIAS, job.fields[job.match])),
+        key=_key(job),
         opt_out=opt_out,
-        vals=f"ARRAY[{', '.join(values)}]::text[]",
+        vals=render("local_vals", values=join(values)),
     )
 
 
-def _writeback_value(job: JobConfig, key: str) -> str:
+def _writeback_value(job: JobConfig, key: str) -> Fragment:
     """The local writeback column of `key` as text, or NULL when that writeback is not mapped."""
     column = job.writeback.get(key)
-    return "NULL::text" if column is None else _column("src", column) + "::text"
+    return render("local_no_writeback") if column is None else _text(column)
 
 
 def local_table_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> str:
@@ -77,43 +88,35 @@ def local_table_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) 
     $2 channel. Columns: key_raw, key, key_valid, opt_out, vals, vals_fp, fingerprint, and
     wb_<source> (the local writeback column as text; NULL when that writeback is not configured)."""
     row = _row_exprs(job, profile)
-    writeback = "".join(
-        f",\n               {_writeback_value(job, key)} AS wb_{key}" for key in _WRITEBACK_SOURCE
-    )
-    return (
-        "CREATE TEMP TABLE syncd_local AS\n"
-        "SELECT v.*, pg_temp.syncd_fp(v.vals_fp, v.opt_out) AS fingerprint\n"
-        "FROM (\n"
-        "    SELECT s.*, pg_temp.syncd_key_valid($2::text, s.key) AS key_valid,\n"
-        "           pg_temp.syncd_vals_fp($1::text[], s.vals) AS vals_fp\n"
-        "    FROM (\n"
-        f"        SELECT {row.key_raw} AS key_raw, {row.key} AS key,\n"
-        f"               {row.opt_out} AS opt_out, {row.vals} AS vals{writeback}\n"
-        f"        FROM {source.qualified} AS src\n"
-        "        OFFSET 0\n"  # evaluate each expression once per row, not once per use
-        "    ) AS s\n"
-        "    OFFSET 0\n"
-        ") AS v"
-    )
+    writeback = {f"wb_{key}": _writeback_value(job, key) for key in _WRITEBACK_SOURCE}
+    return render(
+        "local_scan",
+        table=_table(source),
+        key_raw=row.key_raw,
+        key=row.key,
+        opt_out=row.opt_out,
+        vals=row.vals,
+        **writeback,
+    ).sql
 
 
 def writeback_sql(job: JobConfig, source: SourceInfo) -> str:
     """UPDATE the writeback columns from the mirror where they differ, for the keys the plan
     flagged (syncd_plan.writeback). $1 job."""
     columns = [
-        (quote_ident(column), _WRITEBACK_SOURCE[key]) for key, column in job.writeback.items()
+        (column, Ident("m", _WRITEBACK_SOURCE[key])) for key, column in job.writeback.items()
     ]
-    assignments = ", ".join(f"{column} = m.{value}" for column, value in columns)
-    local_values = ", ".join(f"src.{column}::text" for column, _ in columns)
-    remote_values = ", ".join(f"m.{value}" for _, value in columns)
-    key_column = _column("src", job.fields[job.match]) + "::text"
-    return (
-        f"UPDATE {source.qualified} AS src SET {assignments}\n"
-        "FROM syncd.remote_contacts AS m\n"
-        f"WHERE m.job = $1::text AND m.key = {_KEY_FUNCTION[job.match]}({key_column})\n"
-        "  AND m.key IN (SELECT p.key FROM syncd_plan AS p WHERE p.writeback)\n"
-        f"  AND ROW({local_values}) IS DISTINCT FROM ROW({remote_values})"
-    )
+    return render(
+        "local_writeback",
+        table=_table(source),
+        assignments=join(
+            render("local_assignment", column=Ident(column), value=remote)
+            for column, remote in columns
+        ),
+        key=_key(job),
+        local_values=join(_text(column) for column, _ in columns),
+        remote_values=join(remote for _, remote in columns),
+    ).sql
 
 
 def _is_text(source: SourceInfo, column: str) -> bool:
@@ -125,42 +128,25 @@ def import_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> st
     their fingerprint in the ledger as read back from the inserted rows (defaults included), so
     the next run pushes nothing over Selzy's own field values. $1 job, $2 profile field names,
     $3 run_id. -> imported."""
-    targets = [quote_ident(job.fields[job.match])]
-    values = ["p.key"]
+    targets = [Ident(job.fields[job.match])]
+    values = [Ident("p", "key")]
     other = "phone" if job.match == "email" else "email"
     if other in job.fields and _is_text(source, job.fields[other]):
-        targets.append(quote_ident(job.fields[other]))
-        values.append(f"r.{other}")
+        targets.append(Ident(job.fields[other]))
+        values.append(Ident("r", other))
     for key, column in job.writeback.items():
-        targets.append(quote_ident(column))
-        values.append(f"r.{_WRITEBACK_SOURCE[key]}")
+        targets.append(Ident(column))
+        values.append(Ident("r", _WRITEBACK_SOURCE[key]))
     row = _row_exprs(job, profile)
-    return (
-        "WITH inserted AS (\n"
-        f"    INSERT INTO {source.qualified} AS src ({', '.join(targets)})\n"
-        f"    SELECT {', '.join(values)}\n"
-        "    FROM syncd_plan AS p JOIN syncd_remote AS r ON r.key = p.key\n"
-        "    WHERE p.action = 'import' AND p.seq BETWEEN $4::bigint AND $5::bigint\n"
-        "    ORDER BY p.seq\n"
-        f"    RETURNING {row.key} AS key,\n"
-        f"        pg_temp.syncd_fp(pg_temp.syncd_vals_fp($2::text[], {row.vals}), {row.opt_out})"
-        " AS fingerprint\n"
-        "), recorded AS (\n"
-        "    INSERT INTO syncd.contacts AS c (job, key, pushed_fp, pushed_action, pushed_at,\n"
-        "                                     pushed_run, local_fp, local_changed_at)\n"
-        "    SELECT DISTINCT ON (key) $1::text, key, fingerprint, 'import', now(), $3::bigint,\n"
-        "           fingerprint, now()\n"
-        "    FROM inserted\n"
-        "    ORDER BY key, fingerprint\n"
-        "    ON CONFLICT (job, key) DO UPDATE SET\n"
-        "        pushed_fp = EXCLUDED.pushed_fp, pushed_action = EXCLUDED.pushed_action,\n"
-        "        pushed_at = EXCLUDED.pushed_at, pushed_run = EXCLUDED.pushed_run,\n"
-        "        local_fp = EXCLUDED.local_fp, local_changed_at = EXCLUDED.local_changed_at,\n"
-        "        rejections = 0, rejected_fp = NULL, rejected_run = NULL,\n"
-        "        last_code = NULL, last_message = NULL, quarantined_at = NULL\n"
-        ")\n"
-        "SELECT count(*) FROM inserted"
-    )
+    return render(
+        "local_import",
+        table=_table(source),
+        targets=join(targets),
+        values=join(values),
+        key=row.key,
+        vals=row.vals,
+        opt_out=row.opt_out,
+    ).sql
 
 
 async def create_key_functions(conn: Connection) -> None:

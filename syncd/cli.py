@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-file", type=Path, metavar="F", help="keep state in this file")
     p.add_argument("--export-delay", type=_seconds, metavar="S", help="export task delay")
     command("demo", _demo, "the quick start: a demo database, the sandbox, a few runs")
+    p = command("explain", _explain, "everything syncd knows of one contact, and why")
+    p.add_argument("contact", metavar="EMAIL|PHONE", help="the contact's email or phone")
+    p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
     p = command("status", _status, "per job: schedule, last run, last success, next run, counts")
     p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
@@ -213,6 +217,19 @@ def _runs(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _run_async(fetch())
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from syncd.explain import gather, render
+
+    cfg = _load(args)
+    jobs = select_jobs(cfg, args.job)
+    records = _run_async(gather(cfg, jobs, args.contact))
+    if not records:
+        print(f"unknown contact: no job's table, list or ledger holds {args.contact!r}")
+        return EXIT_FAILED
+    print(render(records, jobs, as_json=args.json))
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -137,3 +137,25 @@ NULL::text
 -- {{column}} ident: the writeback column (unqualified: a SET target)
 -- {{value}} ident: the mirror's column (m.<source>)
 {{column}} = {{value}}
+
+-- name: local_explain
+-- `syncd explain`: the rows of the user's table whose key is $1, with what the sync would make
+-- of them. $1 text: the canonical key; $2 text[]: the profile field names.
+-- -> key_raw, opt_out, vals, shown (text[]: the configured columns, in the order given), and
+-- fingerprint (as a duplicate group's winner is chosen: an opt-out in any row counts for all).
+-- {{table}} ident: the user's table, schema-qualified
+-- {{key_raw}} fragment: local_key_raw of the match column
+-- {{key}} fragment: local_email_key / local_phone_key of the match column
+-- {{opt_out}} fragment: local_opt_out, or local_no_opt_out
+-- {{vals}} fragment: local_vals of the profile fields
+-- {{shown}} fragment: local_text_column per configured column, joined
+SELECT s.key_raw, s.opt_out, s.vals, s.shown,
+       pg_temp.syncd_fp(pg_temp.syncd_vals_fp($2::text[], s.vals), bool_or(s.opt_out) OVER ())
+           AS fingerprint
+FROM (
+    SELECT {{key_raw}} AS key_raw, {{opt_out}} AS opt_out, {{vals}} AS vals,
+           ARRAY[{{shown}}]::text[] AS shown
+    FROM {{table}} AS src
+    WHERE {{key}} = $1::text
+) AS s
+ORDER BY s.key_raw;

@@ -119,6 +119,50 @@ def writeback_sql(job: JobConfig, source: SourceInfo) -> str:
     ).sql
 
 
+def shown_columns(job: JobConfig) -> list[str]:
+    """The local columns `syncd explain` shows: the mapped fields, the opt-out column and the
+    writeback columns, each once, in config order (never the table's other columns)."""
+    columns = [*job.fields.values()]
+    if job.opt_out_column:
+        columns.append(job.opt_out_column)
+    columns += job.writeback.values()
+    return list(dict.fromkeys(columns))
+
+
+def explain_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> str:
+    """The rows of the user's table with key $1 (profile names $2); see local_explain."""
+    row = _row_exprs(job, profile)
+    return render(
+        "local_explain",
+        table=_table(source),
+        key_raw=row.key_raw,
+        key=row.key,
+        opt_out=row.opt_out,
+        vals=row.vals,
+        shown=join(_text(column) for column in shown_columns(job)),
+    ).sql
+
+
+async def explain_rows(
+    conn: Connection, job: JobConfig, source: SourceInfo, profile: Sequence[str], key: str
+) -> list[dict[str, object]]:
+    """The local rows holding `key` (needs create_key_functions on `conn`): for each, its key as
+    written, opt-out, the values syncd would push, its configured columns and its fingerprint."""
+    columns = shown_columns(job)
+    with translating(conn=conn):
+        rows = await conn.fetch(explain_sql(job, source, profile), key, list(profile))
+    return [
+        {
+            "key_raw": r["key_raw"],
+            "opt_out": r["opt_out"],
+            "vals": list(r["vals"]),
+            "columns": dict(zip(columns, r["shown"], strict=True)),
+            "fingerprint": r["fingerprint"],
+        }
+        for r in rows
+    ]
+
+
 def _is_text(source: SourceInfo, column: str) -> bool:
     return source.columns.get(column, "").startswith(_TEXT_TYPES)
 

@@ -1,5 +1,6 @@
 """The admin API under /_sandbox/ (JSON, no auth): reset, contacts, lists, fields, seed, faults,
-calls and settings — for tests and for anyone checking their setup. Contract: TEAM.md.
+calls, settings, hooks and deliveries — for tests and for anyone checking their setup.
+Contract: TEAM.md.
 
 Bad input answers HTTP 400 `{"error": ...}`; nothing here applies the Selzy API rules.
 """
@@ -55,6 +56,7 @@ async def info(request: web.Request) -> web.Response:
             "lists": counts[1],
             "fields": counts[2],
             "tasks": len(sb.engine.tasks),
+            "hooks": len(sb.hooks.all()),
         }
     )
 
@@ -86,14 +88,18 @@ async def post_contacts(request: web.Request) -> web.Response:
     if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
         return _bad("contacts must be a list of objects")
 
+    sb = request.app[SANDBOX]
+    events = sb.delivery.recorder()  # the person or admin changes things: webhooks fire
+
     def upsert(conn: Any) -> list[dict[str, Any]]:
-        ids = [backdoor.upsert_contact(conn, spec) for spec in specs]
+        ids = [backdoor.upsert_contact(conn, spec, events) for spec in specs]
         return [store.contact_view(conn, i) for i in ids if i]
 
     try:
-        contacts = await request.app[SANDBOX].db.transaction(upsert)
+        contacts = await sb.db.transaction(upsert)
     except (ValueError, KeyError, TypeError) as exc:
         return _bad(str(exc))
+    sb.delivery.publish(events.events)
     return json_response({"contacts": contacts})
 
 
@@ -194,8 +200,25 @@ async def post_settings(request: web.Request) -> web.Response:
     settings = request.app[SANDBOX].settings
     bad = settings.update(await _body(request))
     if bad:
-        return _bad(f"unknown or non-numeric settings: {', '.join(bad)}")
+        return _bad(f"unknown settings or values of the wrong type: {', '.join(bad)}")
     return json_response({k: getattr(settings, k) for k in settings.__slots__})
+
+
+@routes.get("/_sandbox/hooks")
+async def get_hooks(request: web.Request) -> web.Response:
+    return json_response({"hooks": [h.view() for h in request.app[SANDBOX].hooks.all()]})
+
+
+@routes.get("/_sandbox/deliveries")
+async def get_deliveries(request: web.Request) -> web.Response:
+    hook_url = request.query.get("hook_url")
+    return json_response({"deliveries": request.app[SANDBOX].delivery.log.listing(hook_url)})
+
+
+@routes.delete("/_sandbox/deliveries")
+async def delete_deliveries(request: web.Request) -> web.Response:
+    request.app[SANDBOX].delivery.log.clear()
+    return json_response({})
 
 
 def add_routes(app: web.Application) -> None:

@@ -68,10 +68,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sb = app[SANDBOX]
     await sb.db.open()
     sb.engine.session = aiohttp.ClientSession()
+    sb.delivery.start(sb.engine.session)
     log.info("sandbox_started", database=str(sb.db.path), persistent=sb.db.durable)
     try:
         yield
     finally:
+        await sb.delivery.aclose()
         await sb.engine.aclose()
         await sb.engine.session.close()
         await sb.db.close()

@@ -19,6 +19,7 @@ from syncd.sandbox.addresses import (
     normalize_phone,
 )
 from syncd.sandbox.envelope import MethodError
+from syncd.sandbox.events import OFF, EventRecorder
 
 DEFAULT_LIMIT = 100_000
 
@@ -54,7 +55,9 @@ def _ensure_field(conn: sqlite3.Connection, name: str) -> None:
             raise ValueError(exc.message) from None
 
 
-def upsert_contact(conn: sqlite3.Connection, spec: dict[str, Any]) -> int:
+def upsert_contact(
+    conn: sqlite3.Connection, spec: dict[str, Any], events: EventRecorder = OFF
+) -> int:
     email = normalize_email(str(spec["email"])) if spec.get("email") else None
     phone = None
     if spec.get("phone"):
@@ -68,6 +71,7 @@ def upsert_contact(conn: sqlite3.Connection, spec: dict[str, Any]) -> int:
         if contact_id is not None:
             store.delete_contact(conn, contact_id)
         return 0
+    before = events.snapshot(conn, contact_id)
     if contact_id is None:
         contact_id = int(conn.execute("INSERT INTO contacts DEFAULT VALUES").lastrowid or 0)
     now = store.now_text()
@@ -86,6 +90,7 @@ def upsert_contact(conn: sqlite3.Connection, spec: dict[str, Any]) -> int:
         _set_checked(conn, contact_id, spec, f"{kind}_availability", AVAILABILITIES)
         _set_lists(conn, contact_id, kind, spec)
     _set_values(conn, contact_id, spec)
+    events.record(conn, contact_id, before)
     return contact_id
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from syncd.sandbox.envelope import invalid_arg
 from syncd.sandbox.importing import SYSTEM_COLUMNS
 from syncd.sandbox.params import Params
+from syncd.sandbox.values import FIELD_TYPES
 
-FIELD_TYPES = ("string", "text", "number", "date", "bool")
 MAX_FIELDS = 50
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

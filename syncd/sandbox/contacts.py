@@ -11,7 +11,9 @@ from typing import Any
 from syncd.sandbox import store
 from syncd.sandbox.addresses import email_problem, normalize_email, normalize_phone
 from syncd.sandbox.envelope import MethodError, invalid_arg, not_found
+from syncd.sandbox.events import OFF, EventRecorder
 from syncd.sandbox.params import Params
+from syncd.sandbox.values import value_problem
 
 MAX_TAGS = 10
 
@@ -26,12 +28,19 @@ def _address(params: Params, type_name: str, value_name: str) -> tuple[str, str]
     raise invalid_arg(f"{type_name} must be email or phone")
 
 
-def exclude(conn: sqlite3.Connection, params: Params, *, unsubscribe: bool) -> dict[str, Any]:
+def exclude(
+    conn: sqlite3.Connection,
+    params: Params,
+    *,
+    unsubscribe: bool,
+    events: EventRecorder = OFF,
+) -> dict[str, Any]:
     """exclude removes memberships; unsubscribe keeps them with the per-list unsubscribe mark."""
     kind, address = _address(params, "contact_type", "contact")
     contact_id = store.find_contact(conn, kind, address)
     if contact_id is None:
         raise not_found(address)
+    before = events.snapshot(conn, contact_id)
     channel = store.CHANNELS[kind]
     current = store.memberships(conn, contact_id, channel)
     wanted = params.ids("list_ids") if params.text("list_ids").strip() else list(current)
@@ -43,6 +52,7 @@ def exclude(conn: sqlite3.Connection, params: Params, *, unsubscribe: bool) -> d
             store.set_membership(conn, contact_id, channel, list_id, unsubscribed=True)
         else:
             store.remove_membership(conn, contact_id, channel, list_id)
+    events.record(conn, contact_id, before)
     return {}
 
 
@@ -66,17 +76,23 @@ def _subscribe_args(
     phone = normalize_phone(phone_raw) if phone_raw else ""
     if phone is None:
         raise invalid_arg(f'Invalid phone number "{phone_raw}"')
-    known = set(store.field_names(conn))
-    for name in fields:
-        if name not in known:
+    types = store.field_types(conn)
+    for name, value in fields.items():
+        if name not in types:
             raise invalid_arg(f'Unknown field "{name}"')
+        if refusal := value_problem(types[name], value):
+            raise invalid_arg(
+                f'Invalid value "{value}" for field "{name}" ({types[name]}): {refusal}'
+            )
     tags = [t.strip() for t in params.text("tags").split(",") if t.strip()]
     if len(tags) > MAX_TAGS:
         raise invalid_arg(f"More than {MAX_TAGS} tags")
     return list_ids, email, phone, fields, tags
 
 
-def subscribe(conn: sqlite3.Connection, params: Params) -> dict[str, Any]:
+def subscribe(
+    conn: sqlite3.Connection, params: Params, events: EventRecorder = OFF
+) -> dict[str, Any]:
     list_ids, email, phone, fields, tags = _subscribe_args(conn, params)
     double_optin = params.integer("double_optin", 0)
     if double_optin not in (0, 1, 2, 3, 4):
@@ -93,6 +109,7 @@ def subscribe(conn: sqlite3.Connection, params: Params) -> dict[str, Any]:
             f"Contacts {email} and {phone} already exist but owned by different subscribers",
         )
     contact_id = by_email if by_email is not None else by_phone
+    before = events.snapshot(conn, contact_id)
     if contact_id is None:
         contact_id = int(conn.execute("INSERT INTO contacts DEFAULT VALUES").lastrowid or 0)
     now = store.now_text()
@@ -109,6 +126,7 @@ def subscribe(conn: sqlite3.Connection, params: Params) -> dict[str, Any]:
         for list_id in list_ids:
             store.set_membership(conn, contact_id, channel, list_id, unsubscribed=False, at=now)
     _subscribe_values(conn, contact_id, fields, tags, overwrite or 0, params.has("tags"))
+    events.record(conn, contact_id, before)
     return {"person_id": contact_id}
 
 

@@ -7,8 +7,7 @@ file only streams those chunks back (files.py). The async task life cycle lives 
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,21 +108,22 @@ def _filters(conn: sqlite3.Connection, params: Params) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
-def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    text = buf.getvalue()
-    if "\r" not in text:
-        return text
-    # csv only quotes \r when it is part of the line terminator; quote such values by hand.
-    return "".join(",".join(_quote(v) for v in row) + "\n" for row in rows)
+_NEEDS_QUOTES = re.compile(r'[,"\r\n\t ]')  # §4.4: quote values with a comma, quote, space, newline
 
 
 def _quote(value: Any) -> str:
-    text = "" if value is None else str(value)
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if _NEEDS_QUOTES.search(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
+    """RFC 4180 lines with `\n` ends. By hand, not csv.writer: that quotes no value for a space,
+    and Selzy's files quote dates (`"2021-03-04 10:11:12"`), which some parsers rely on."""
+    return "".join([",".join(map(_quote, row)) + "\n" for row in rows])
 
 
 @dataclass(frozen=True)

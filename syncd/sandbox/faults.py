@@ -1,7 +1,8 @@
 """Injected faults: what the admin API asked for, matched to calls in order and consumed.
 
-A fault is matched by method name (`"*"` any API method, `"download"` file downloads); `times`
-counts down, -1 means until cleared. This module only keeps the book; app.py and files.py act.
+A fault is matched by method name (`"*"` any API method, `"download"` file downloads, `"hook"`
+webhook POSTs); `times` counts down, -1 means until cleared. This module only keeps the book;
+app.py, files.py and delivery.py act.
 """
 
 from __future__ import annotations
@@ -34,7 +35,17 @@ DOWNLOAD_KINDS = frozenset(
         "bad_encoding",
     }
 )
+HOOK = "hook"  # the method name of webhook faults
+HOOK_KINDS = frozenset(
+    {
+        "duplicate",  # each POST is sent twice
+        "out_of_order",  # one dispatch round goes out in reverse order (bodies and events)
+        "slow",  # waits `delay` seconds before a POST
+    }
+)
+SPECIAL_METHODS = ("download", HOOK)  # never matched by "*"
 DEFAULT_HANG = 3600.0
+DEFAULT_SLOW = 1.0
 
 
 @dataclass
@@ -57,7 +68,7 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
     kind = spec.get("kind")
     if not isinstance(method, str) or not method:
         raise ValueError("method must be a non-empty string")
-    known = DOWNLOAD_KINDS if method == "download" else API_KINDS
+    known = {"download": DOWNLOAD_KINDS, HOOK: HOOK_KINDS}.get(method, API_KINDS)
     if kind not in known:
         raise ValueError(f"kind must be one of {sorted(known)} for method {method!r}")
     fault = Fault(method=method, kind=kind)
@@ -74,6 +85,8 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
             setattr(fault, key, typ(value))
     if kind == "hang" and "delay" not in spec:
         fault.delay = DEFAULT_HANG
+    if kind == "slow" and "delay" not in spec:
+        fault.delay = DEFAULT_SLOW
     if fault.times == 0 or fault.times < -1:
         raise ValueError("times must be positive or -1")
     return fault
@@ -92,11 +105,14 @@ class FaultBook:
     def listing(self) -> list[dict[str, Any]]:
         return [f.as_dict() for f in self._faults]
 
-    def take(self, method: str) -> Fault | None:
-        """The first fault for `method` (or `*` for API methods), consumed once."""
+    def take(self, method: str, kind: str | None = None) -> Fault | None:
+        """The first fault for `method` (or `*` for API methods), of `kind` if given, consumed
+        once."""
         for fault in self._faults:
-            if fault.method == method or (fault.method == "*" and method != "download"):
+            if fault.method == method or (fault.method == "*" and method not in SPECIAL_METHODS):
                 if fault.kind == "export_never_finishes" and method != "async/exportContacts":
+                    continue
+                if kind is not None and fault.kind != kind:
                     continue
                 if fault.times > 0:
                     fault.times -= 1

@@ -2,7 +2,8 @@
 
 Runs inside one writer-thread transaction; a whole-call error raises MethodError so that nothing
 of the call is kept. The status rule lives here and only here: an existing address's status
-changes only from active/inactive.
+changes only from active/inactive. A refused row (address, tags, a user-field value that does not
+fit the field's type) is a `log` entry counted in `invalid`, never a whole-call error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from syncd.sandbox.addresses import (
     normalize_phone,
 )
 from syncd.sandbox.envelope import MethodError, invalid_arg
+from syncd.sandbox.events import OFF, EventRecorder
 from syncd.sandbox.params import parse_ids
+from syncd.sandbox.values import value_problem
 
 MAX_ROWS = 500
 MAX_TAGS = 10
@@ -55,10 +58,10 @@ class ImportResult:
     invalid: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
 
-    def reject(self, index: int, code: str, message: str, *, invalid: bool = True) -> None:
+    def reject(self, index: int, code: str, message: str) -> None:
+        """The row is not imported: one log entry, counted in `invalid`."""
         self.log.append({"index": index, "code": code, "message": message})
-        if invalid:
-            self.invalid += 1
+        self.invalid += 1
 
 
 def check_call(conn: sqlite3.Connection, names: list[str], rows: list[list[str]]) -> None:
@@ -96,29 +99,47 @@ def import_contacts(
     *,
     overwrite_tags: bool,
     overwrite_lists: bool,
+    events: EventRecorder = OFF,
 ) -> ImportResult:
     check_call(conn, names, rows)
     result = ImportResult(total=len(rows))
-    user_fields = [n for n in names if n not in SYSTEM_COLUMNS]
+    types = store.field_types(conn)
+    user_fields = {n: types[n] for n in names if n not in SYSTEM_COLUMNS}  # name -> field type
     for index, cells in enumerate(rows):
         row = {name: (cells[j].strip() if j < len(cells) else "") for j, name in enumerate(names)}
         for name in user_fields:  # user field values are kept as sent (only trailing spaces go)
             j = names.index(name)
             row[name] = cells[j] if j < len(cells) else ""
-        _import_row(conn, index, row, user_fields, result, overwrite_tags, overwrite_lists)
+        _import_row(conn, index, row, user_fields, result, overwrite_tags, overwrite_lists, events)
     return result
+
+
+def _values_fit(
+    index: int, row: dict[str, str], user_fields: dict[str, str], result: ImportResult
+) -> bool:
+    """False after logging the first user-field value that its field's type refuses."""
+    for name, field_type in user_fields.items():
+        if problem := value_problem(field_type, row[name]):
+            result.reject(
+                index,
+                "invalid_field_value",
+                f'Invalid value "{row[name]}" for field "{name}" ({field_type}): {problem}',
+            )
+            return False
+    return True
 
 
 def _import_row(
     conn: sqlite3.Connection,
     index: int,
     row: dict[str, str],
-    user_fields: list[str],
+    user_fields: dict[str, str],
     result: ImportResult,
     overwrite_tags: bool,
     overwrite_lists: bool,
+    events: EventRecorder,
 ) -> None:
-    checked = _row_addresses(index, row, result)
+    checked = _checked_row(index, row, user_fields, result)
     if checked is None:
         return
     email, phone, tags = checked
@@ -135,6 +156,7 @@ def _import_row(
             store.delete_contact(conn, contact_id)
             result.deleted += 1
         return
+    before = events.snapshot(conn, contact_id)
     now = store.now_text()
     if contact_id is None:
         cur = conn.execute("INSERT INTO contacts (tags, fields) VALUES ('', '{}')")
@@ -149,17 +171,20 @@ def _import_row(
     for channel in ("email", "phone"):
         if email if channel == "email" else phone:
             _apply_lists(conn, contact_id, channel, row, overwrite_lists)
-    _apply_tags_and_fields(conn, contact_id, row, "tags" in row, tags, overwrite_tags, user_fields)
+    _apply_tags_and_fields(
+        conn, contact_id, row, "tags" in row, tags, overwrite_tags, list(user_fields)
+    )
     if email:
         status = conn.execute(
             "SELECT email_status FROM contacts WHERE id = ?", (contact_id,)
         ).fetchone()[0]
         if status == "new":
             result.new_emails += 1
+    events.record(conn, contact_id, before)
 
 
-def _row_addresses(
-    index: int, row: dict[str, str], result: ImportResult
+def _checked_row(
+    index: int, row: dict[str, str], user_fields: dict[str, str], result: ImportResult
 ) -> tuple[str, str, list[str]] | None:
     """(email, phone, tags) normalised, or None after logging why the row is not imported."""
     email = normalize_email(row.get("email", ""))
@@ -176,7 +201,10 @@ def _row_addresses(
         return None
     tags = [t.strip() for t in row.get("tags", "").split(",") if t.strip()]
     if len(tags) > MAX_TAGS:
-        result.reject(index, "too_many_tags", f"More than {MAX_TAGS} tags", invalid=False)
+        result.reject(index, "too_many_tags", f"More than {MAX_TAGS} tags")
+        return None
+    deleting = row.get("delete") == "1"  # the values of a contact being deleted do not matter
+    if not deleting and not _values_fit(index, row, user_fields, result):
         return None
     return email, phone, tags
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox import catalog, contacts, exports
+from syncd.sandbox import catalog, contacts, exports, hooks
 from syncd.sandbox.envelope import MethodError, invalid_arg
 from syncd.sandbox.importing import import_contacts
 from syncd.sandbox.params import Params
@@ -55,14 +55,21 @@ async def create_field(sb: Sandbox, params: Params, request: web.Request) -> Any
 
 async def import_contacts_(sb: Sandbox, params: Params, request: web.Request) -> Any:
     names = [n.strip() for n in params.strings("field_names")]
-    rows = params.rows("data")
+    rows = params.rows("data", required=True)
     overwrite_tags = params.flag("overwrite_tags")
     overwrite_lists = params.flag("overwrite_lists")
+    events = sb.delivery.recorder()
     result = await sb.db.transaction(
         lambda conn: import_contacts(
-            conn, names, rows, overwrite_tags=overwrite_tags, overwrite_lists=overwrite_lists
+            conn,
+            names,
+            rows,
+            overwrite_tags=overwrite_tags,
+            overwrite_lists=overwrite_lists,
+            events=events,
         )
     )
+    sb.delivery.publish(events.events)
     return dataclasses.asdict(result)
 
 
@@ -97,7 +104,10 @@ async def export_sync(sb: Sandbox, params: Params, request: web.Request) -> Any:
 
 
 async def subscribe(sb: Sandbox, params: Params, request: web.Request) -> Any:
-    return await sb.db.transaction(lambda conn: contacts.subscribe(conn, params))
+    events = sb.delivery.recorder()
+    result = await sb.db.transaction(lambda conn: contacts.subscribe(conn, params, events))
+    sb.delivery.publish(events.events)
+    return result
 
 
 async def exclude(sb: Sandbox, params: Params, request: web.Request) -> Any:
@@ -105,7 +115,12 @@ async def exclude(sb: Sandbox, params: Params, request: web.Request) -> Any:
 
 
 async def unsubscribe(sb: Sandbox, params: Params, request: web.Request) -> Any:
-    return await sb.db.transaction(lambda conn: contacts.exclude(conn, params, unsubscribe=True))
+    events = sb.delivery.recorder()
+    result = await sb.db.transaction(
+        lambda conn: contacts.exclude(conn, params, unsubscribe=True, events=events)
+    )
+    sb.delivery.publish(events.events)
+    return result
 
 
 async def get_contact(sb: Sandbox, params: Params, request: web.Request) -> Any:
@@ -122,6 +137,24 @@ async def get_contact_count(sb: Sandbox, params: Params, request: web.Request) -
 
 async def get_total_contacts_count(sb: Sandbox, params: Params, request: web.Request) -> Any:
     return await sb.db.run(lambda conn: contacts.total_count(conn, params))
+
+
+async def set_hook(sb: Sandbox, params: Params, request: web.Request) -> Any:
+    """Register or replace the handler for hook_url; answers the handler as listHooks shows it."""
+    spec = hooks.parse_spec(params)
+    await sb.delivery.check_url(spec.url)
+    return sb.hooks.set(spec, request[CALLER_KEY]).view()
+
+
+async def list_hooks(sb: Sandbox, params: Params, request: web.Request) -> Any:
+    return [hook.view() for hook in sb.hooks.all()]
+
+
+async def remove_hook(sb: Sandbox, params: Params, request: web.Request) -> Any:
+    url = params.text("hook_url", required=True).strip()
+    if sb.hooks.remove(url) is None:
+        raise invalid_arg(f'Hook "{url}" not found')
+    return {}
 
 
 METHODS: dict[str, Handler] = {
@@ -142,4 +175,7 @@ METHODS: dict[str, Handler] = {
     "isContactInLists": is_contact_in_lists,
     "getContactCount": get_contact_count,
     "getTotalContactsCount": get_total_contacts_count,
+    "setHook": set_hook,
+    "listHooks": list_hooks,
+    "removeHook": remove_hook,
 }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_PORT = 8765
 DEFAULT_API_KEY = "sandbox"
+DEFAULT_LOGIN = "sandbox"  # the account login that webhook bodies carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,11 @@ class SandboxOptions:
     callback_retries: int = 3  # extra notify_url attempts after a failed one
     callback_timeout: float = 5.0  # seconds per notify_url attempt
     callback_backoff: float = 0.2  # first retry delay, doubled per attempt
+    login: str = DEFAULT_LOGIN
+    hook_batch_delay: float = 1.0  # seconds events are gathered before a webhook POST
+    hook_timeout: float = 3.0  # seconds a webhook receiver has to answer 200 (§11.5)
+    hook_retry_interval: float = 600.0  # seconds between attempts of a failed webhook POST
+    hook_retry_window: float = 86_400.0  # seconds of failures after which a hook is stopped
 
 
 @dataclass(slots=True)
@@ -36,6 +42,11 @@ class Settings:
     export_rate_limit_per_minute: int
     file_ttl: float
     callback_retries: int
+    login: str
+    hook_batch_delay: float
+    hook_timeout: float
+    hook_retry_interval: float
+    hook_retry_window: float
 
     @classmethod
     def from_options(cls, options: SandboxOptions) -> Settings:
@@ -45,6 +56,11 @@ class Settings:
             export_rate_limit_per_minute=options.export_rate_limit_per_minute,
             file_ttl=options.file_ttl,
             callback_retries=options.callback_retries,
+            login=options.login,
+            hook_batch_delay=options.hook_batch_delay,
+            hook_timeout=options.hook_timeout,
+            hook_retry_interval=options.hook_retry_interval,
+            hook_retry_window=options.hook_retry_window,
         )
 
     def update(self, changes: dict[str, object]) -> list[str]:
@@ -52,6 +68,12 @@ class Settings:
         bad: list[str] = []
         for key, value in changes.items():
             current = getattr(self, key, None) if key in self.__slots__ else None
+            if isinstance(current, str):
+                if not isinstance(value, str) or not value.strip():
+                    bad.append(key)
+                    continue
+                setattr(self, key, value.strip())
+                continue
             if current is None or isinstance(value, bool) or not isinstance(value, int | float):
                 bad.append(key)
                 continue

@@ -168,9 +168,11 @@ class Params:
     def ids(self, name: str) -> list[int]:
         return parse_ids(",".join(self.strings(name)), name)
 
-    def rows(self, name: str) -> list[list[str]]:
+    def rows(self, name: str, *, required: bool = False) -> list[list[str]]:
         value = self.tree.get(name)
         if value is None:
+            if required:
+                raise invalid_arg(f"Argument {name!r} is required")
             return []
         if not isinstance(value, list):
             raise invalid_arg(f"Argument {name!r} must be a two-dimensional array")

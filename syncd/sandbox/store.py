@@ -168,6 +168,11 @@ def field_names(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM fields ORDER BY id")]
 
 
+def field_types(conn: sqlite3.Connection) -> dict[str, str]:
+    """User field name -> its createField type."""
+    return {r[0]: r[1] for r in conn.execute("SELECT name, type FROM fields ORDER BY id")}
+
+
 def find_contact(conn: sqlite3.Connection, column: str, value: str) -> int | None:
     assert column in ("email", "phone")  # noqa: S101 - internal invariant, never user input
     row = conn.execute(f"SELECT id FROM contacts WHERE {column} = ?", (value,)).fetchone()

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,8 +85,30 @@ async def test_csv_header_order_quoting_and_encoding(sandbox: SandboxHandle) -> 
     assert raw == (
         "Name,email,City,email_status\n"
         '"Ann ""the, first""",a@example.com,"Rīga\nold town",active\n'
-        'Bob Smith,b@example.com,"cr\rlf",new\n'
+        '"Bob Smith",b@example.com,"cr\rlf",new\n'  # a space is quoted too (§4.4)
     )
+
+
+async def test_values_with_spaces_are_quoted_so_dates_arrive_quoted(
+    sandbox: SandboxHandle,
+) -> None:
+    """§4.4: quote a value holding a comma, quote, space or newline; nothing else."""
+    list_id = await sandbox.create_list("A")
+    await sandbox.upsert_contacts(
+        [{"email": "a@example.com", "email_list_ids": [list_id], "fields": {"Note": "tab\there"}}]
+    )
+    raw = await export_text(
+        sandbox, ["email", "email_add_time", "email_list_ids", "Note"], list_id=list_id
+    )
+    header, line = raw.splitlines()
+    assert header == "email,email_add_time,email_list_ids,Note"
+    email, added, lists, note = line.split(",")
+    assert email == "a@example.com"
+    assert re.fullmatch(r'"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"', added)
+    assert lists == str(list_id)
+    assert note == '"tab\there"'
+    [row] = list(csv.DictReader(io.StringIO(raw)))
+    assert row["email_add_time"] == added.strip('"')
 
 
 async def test_list_filter_includes_phone_members_and_unsubscribed(sandbox: SandboxHandle) -> None:
@@ -161,7 +184,7 @@ async def test_seeded_export_streams_with_content_length(sandbox: SandboxHandle)
         assert int(response.headers["Content-Length"]) == len(body)
     lines = body.decode().splitlines()
     assert len(lines) == 12_001
-    assert lines[12_000] == "user11999@example.com,User 11999"
+    assert lines[12_000] == 'user11999@example.com,"User 11999"'
 
 
 class Receiver:

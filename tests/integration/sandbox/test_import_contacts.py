@@ -304,12 +304,25 @@ async def test_tags_are_added_or_replaced(sandbox: SandboxHandle) -> None:
     assert (await _contact(sandbox, "x@example.com"))["tags"] == ["z"]
 
 
-async def test_more_than_ten_tags_rejects_the_row(sandbox: SandboxHandle) -> None:
+async def test_more_than_ten_tags_rejects_the_row_and_counts_it_invalid(
+    sandbox: SandboxHandle,
+) -> None:
     tags = ",".join(f"t{i}" for i in range(11))
-    result = await imported(sandbox, ["email", "tags"], [["x@example.com", tags]])
-    assert result["inserted"] == 0
-    assert [e["code"] for e in result["log"]] == ["too_many_tags"]
-    assert await sandbox.contacts() == []
+    ten = ",".join(f"t{i}" for i in range(10))
+    result = await imported(
+        sandbox, ["email", "tags"], [["x@example.com", tags], ["y@example.com", ten]]
+    )
+    assert result["inserted"] == 1
+    assert result["invalid"] == 1
+    assert [(e["index"], e["code"]) for e in result["log"]] == [(0, "too_many_tags")]
+    assert [c["email"] for c in await sandbox.contacts()] == ["y@example.com"]
+
+
+async def test_import_without_data_is_invalid_arg(sandbox: SandboxHandle) -> None:
+    envelope = await sandbox.call("importContacts", {"field_names[0]": "email"})
+    assert envelope["code"] == "invalid_arg"
+    assert "data" in envelope["error"]
+    assert envelope["result"] == ""
 
 
 async def test_user_fields_are_set_and_an_empty_cell_clears(sandbox: SandboxHandle) -> None:

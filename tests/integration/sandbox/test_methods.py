@@ -137,6 +137,20 @@ async def test_subscribe_phone_is_active_and_errors_are_typed(sandbox: SandboxHa
     assert bad_list["code"] == "invalid_arg"
 
 
+async def test_subscribe_checks_user_field_values_against_their_type(
+    sandbox: SandboxHandle,
+) -> None:
+    list_id = await sandbox.create_list("A")
+    await sandbox.create_field("Age", "number")
+    form = {"fields[email]": "x@example.com", "fields[Age]": "old"}
+    envelope = await sandbox.call("subscribe", form, list_ids=list_id)
+    assert envelope["code"] == "invalid_arg"
+    assert "Age" in envelope["error"]
+    assert await sandbox.contacts() == []
+    form["fields[Age]"] = "41.5"
+    assert "person_id" in (await sandbox.call("subscribe", form, list_ids=list_id))["result"]
+
+
 async def test_exclude_removes_membership_without_mark(sandbox: SandboxHandle) -> None:
     a, b = await sandbox.create_list("A"), await sandbox.create_list("B")
     await sandbox.upsert_contacts([{"email": "x@example.com", "email_list_ids": [a, b]}])

@@ -69,6 +69,7 @@ UPDATE syncd.runs SET
     status_changes = coalesce(($3::jsonb ->> 'status_changes')::integer, status_changes),
     written_back = coalesce(($3::jsonb ->> 'written_back')::integer, written_back),
     api_calls = coalesce(($3::jsonb ->> 'api_calls')::integer, api_calls),
+    drift = coalesce(($3::jsonb ->> 'drift')::integer, drift),
     planned = $4::jsonb,
     timings = $5::jsonb,
     blocked_reason = $6,
@@ -85,7 +86,7 @@ SELECT id, job, started_at, finished_at, heartbeat_at, status, dry_run, allow_ma
        trigger, host, pid,
        local_count, remote_count, added, updated, deleted, excluded, opted_out, imported,
        rejected, quarantined, duplicates, remote_only, suppressed, status_changes,
-       written_back, api_calls,
+       written_back, api_calls, drift, plan_id,
        planned::text AS planned, timings::text AS timings, blocked_reason, error
 FROM syncd.runs
 WHERE $1::text IS NULL OR job = $1::text

@@ -1,11 +1,17 @@
 """syncd's PostgreSQL boundary: the only package that imports asyncpg.
 
 Owns connections and pools, the SQL files, syncd's schema, the run log, the description of the
-user's table and the staging of exports. Other packages use the names below and never asyncpg's.
+user's table and the staging of exports. Other packages use the names below and never asyncpg's:
+a run works through its RunSession (its own connection) and a Database (the pool's operations).
+`Connection` and `DedicatedConnection` are asyncpg's types, for syncd/db/ and the tests only
+(ruff TID251 bans them elsewhere).
 """
 
+from syncd.db.database import Database, JobRuns
 from syncd.db.export_load import load_export
+from syncd.db.local import ImportRefusal, ImportResult
 from syncd.db.migrate import apply_migrations, ensure_schema, latest_version, migrate
+from syncd.db.plan import LedgerResult, PlannedAction, PlanRow, PlanSummary
 from syncd.db.pool import (
     Connection,
     DedicatedConnection,
@@ -15,6 +21,7 @@ from syncd.db.pool import (
     translate,
     translating,
 )
+from syncd.db.push import Accepted, Rejected
 from syncd.db.runs import (
     COUNT_COLUMNS,
     RunRecord,
@@ -30,6 +37,7 @@ from syncd.db.runs import (
     try_lock_job,
     unlock_job,
 )
+from syncd.db.session import RunSession
 from syncd.db.source import (
     SourceInfo,
     describe_source,
@@ -42,10 +50,21 @@ from syncd.db.sql import QUERIES, sql_dir
 __all__ = [
     "COUNT_COLUMNS",
     "QUERIES",
+    "Accepted",
     "Connection",
+    "Database",
     "DedicatedConnection",
+    "ImportRefusal",
+    "ImportResult",
+    "JobRuns",
+    "LedgerResult",
+    "PlanRow",
+    "PlanSummary",
+    "PlannedAction",
     "Pool",
+    "Rejected",
     "RunRecord",
+    "RunSession",
     "SourceInfo",
     "apply_migrations",
     "connect",

@@ -1,15 +1,19 @@
 """Connections to PostgreSQL and the translation of asyncpg's errors into syncd's DatabaseError.
 
-Owns every asyncpg connect call and the SQLSTATE -> retryable decision; it must not run queries of
-its own. Messages name host, port and database only: never the DSN, which may carry a password.
+Owns every asyncpg connect call, the pool (`Pool`: every acquire bounded by acquire_timeout), the
+session settings every connection starts with (statement_timeout, lock_timeout, keepalives) and
+the SQLSTATE -> retryable decision; it must not run queries of its own. Messages name host, port
+and database only: never the DSN, which may carry a password.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -24,10 +28,10 @@ from syncd.errors import DatabaseError, SyncdError
 log = structlog.get_logger(__name__)
 
 # Any connection syncd's queries run on: a dedicated one (connect) or one acquired from a pool.
+# asyncpg's types: they never leave syncd/db/ (ruff TID251 bans them elsewhere).
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 # A connection of its own (connect): what session state (the job lock, temp tables) needs.
 DedicatedConnection: TypeAlias = asyncpg.Connection
-Pool: TypeAlias = asyncpg.Pool
 
 APPLICATION_NAME = "syncd"
 # A peer that vanished (kill -9 of the host, a cable pulled) is noticed after about
@@ -37,6 +41,8 @@ KEEPALIVE_IDLE = 30
 KEEPALIVE_INTERVAL = 10
 KEEPALIVE_COUNT = 3
 POOL_MIN_SIZE = 1
+# Seconds Pool.close() waits for connections still in use before it terminates them.
+POOL_CLOSE_TIMEOUT = 10.0
 
 # SQLSTATEs worth retrying as is: the connection broke, a serialization failure or deadlock,
 # the server is shutting down or starting up, or it has no connection slot free right now.
@@ -80,6 +86,15 @@ def _scrub(message: str, cfg: DatabaseConfig | None) -> str:
     return message
 
 
+def _is_lost(conn: Connection) -> bool:
+    """Whether `conn` is closed. A pooled connection that broke mid-call is detached from its
+    proxy, which then refuses even is_closed(): that connection is gone too."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
 def translate(
     exc: BaseException, *, cfg: DatabaseConfig | None = None, conn: Connection | None = None
 ) -> DatabaseError:
@@ -91,7 +106,7 @@ def translate(
     if isinstance(exc, DatabaseError):
         return exc
     where = f" ({describe_target(cfg)})" if cfg is not None else ""
-    if conn is not None and conn.is_closed() and not isinstance(exc, asyncpg.PostgresError):
+    if conn is not None and _is_lost(conn) and not isinstance(exc, asyncpg.PostgresError):
         return DatabaseError(
             f"the connection to PostgreSQL was lost{where}", sqlstate="08003", retryable=True
         )
@@ -164,6 +179,8 @@ def _server_settings(cfg: DatabaseConfig) -> dict[str, str]:
     }
     if cfg.statement_timeout > 0:
         settings["statement_timeout"] = str(int(cfg.statement_timeout * 1000))
+    if cfg.lock_timeout > 0:
+        settings["lock_timeout"] = str(int(cfg.lock_timeout * 1000))
     return settings
 
 
@@ -203,13 +220,80 @@ async def _init_pooled(conn: DedicatedConnection) -> None:
     _set_client_keepalive(conn)
 
 
+class Pool:
+    """syncd's connection pool: asyncpg's, with every acquire bounded by the configured
+    `acquire_timeout` and translated into DatabaseError, and a close that cannot hang.
+
+    `acquire()` hands out asyncpg connections, so only syncd/db/ uses it; other packages pass
+    the pool to syncd.db's operations (Database) and never touch a connection themselves.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, cfg: DatabaseConfig) -> None:
+        self._pool = pool
+        self.cfg = cfg
+        self._releasing: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        """A connection of the pool for the block; DatabaseError (retryable) when none is free
+        within acquire_timeout or a new one cannot be opened."""
+        timeout = self.cfg.acquire_timeout
+        try:
+            conn: PoolConnectionProxy = await self._pool.acquire(timeout=timeout)
+        except TimeoutError as exc:
+            raise DatabaseError(
+                f"no PostgreSQL connection within acquire_timeout={timeout:g}s "
+                f"({describe_target(self.cfg)})",
+                sqlstate="08001",
+                retryable=True,
+            ) from exc
+        except _TRANSLATED as exc:
+            raise translate(exc, cfg=self.cfg) from exc
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            # A block cancelled mid-query (a caller's timeout): the release waits for the server
+            # to confirm the cancel, which a server that went silent never does. It goes on in
+            # the background, so the caller's timeout holds.
+            self._release_later(conn)
+            raise
+        except BaseException:
+            with contextlib.suppress(DatabaseError):  # the block's own error is the one to see
+                await self._release(conn)
+            raise
+        await self._release(conn)
+
+    async def _release(self, conn: PoolConnectionProxy) -> None:
+        # bounded by the acquire's timeout; a connection that cannot be reset is terminated
+        with translating(self.cfg):
+            await self._pool.release(conn)
+
+    def _release_later(self, conn: PoolConnectionProxy) -> None:
+        task = asyncio.get_running_loop().create_task(self._release(conn), name="pool-release")
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("pool_release_failed", error=str(exc))
+
+    async def close(self) -> None:
+        """Close every connection; those still in use after POOL_CLOSE_TIMEOUT are terminated."""
+        try:
+            async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
+                await self._pool.close()
+        except TimeoutError:  # asyncpg terminates the pool when its close() is cancelled
+            log.warning("pool_close_timed_out", timeout_s=POOL_CLOSE_TIMEOUT)
+
+
 async def create_pool(cfg: DatabaseConfig) -> Pool:
     """A pool of at most `cfg.pool_size` connections; its first connection is opened now."""
     with translating(cfg):
-        pool: Pool = await asyncpg.create_pool(
+        pool: asyncpg.Pool = await asyncpg.create_pool(
             min_size=min(POOL_MIN_SIZE, cfg.pool_size),
             max_size=cfg.pool_size,
             init=_init_pooled,
             **_connect_kwargs(cfg),
         )
-    return pool
+    return Pool(pool, cfg)

@@ -50,6 +50,7 @@ COUNT_COLUMNS = (
     "status_changes",
     "written_back",
     "api_calls",
+    "drift",
 )
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "interrupted")
 OUTCOME_COLUMNS = ("run_id", "job", "key", "action", "outcome", "code", "message")
@@ -78,6 +79,7 @@ class RunRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     blocked_reason: str | None = None
     error: str | None = None
+    plan_id: int | None = None  # the plan this run made (`syncd plan`) or applied
 
     @property
     def duration_s(self) -> float | None:
@@ -242,6 +244,7 @@ async def recent_runs(
             timings=json.loads(row["timings"]),
             blocked_reason=row["blocked_reason"],
             error=row["error"],
+            plan_id=row["plan_id"],
         )
         for row in rows
     ]
@@ -345,4 +348,5 @@ def run_as_dict(run: RunRecord) -> dict[str, Any]:
         "timings": dict(run.timings),
         "blocked_reason": run.blocked_reason,
         "error": run.error,
+        "plan_id": run.plan_id,
     }

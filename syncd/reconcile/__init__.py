@@ -3,6 +3,7 @@ runner that does it (runner.py, the one place the database and the Selzy API mee
 """
 
 from syncd.reconcile.outcome import (
+    Binding,
     CallbackSlot,
     ExportCallbacks,
     RunOutcome,
@@ -12,6 +13,7 @@ from syncd.reconcile.outcome import (
 from syncd.reconcile.runner import run_job
 
 __all__ = [
+    "Binding",
     "CallbackSlot",
     "ExportCallbacks",
     "RunOutcome",

@@ -35,7 +35,8 @@ class ExportCallbacks(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RunServices:
-    """Long-lived things a run uses; owned (opened and closed) by the caller."""
+    """Long-lived things a run uses; owned (opened and closed) by the caller. A run reaches the
+    pool through syncd.db.Database and opens its own connection as a syncd.db.RunSession."""
 
     config: Config
     pool: Pool
@@ -60,3 +61,15 @@ class RunOutcome:
     blocked_reason: str | None = None
     dry_run: bool = False
     api_errors: Mapping[str, int] = field(default_factory=dict)
+    plan_id: int | None = None  # `syncd plan`: the plan stored; `syncd apply`: the plan applied
+    drift_sample: Sequence[str] = ()  # `syncd apply`: keys of contacts skipped as drift
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A run bound to a stored plan: `plan` stores the dry run's plan; `apply` executes plan
+    `plan_id` (made with `allow_mass_delete`, which then lets its reviewed deletions pass)."""
+
+    kind: Literal["plan", "apply"]
+    plan_id: int | None = None
+    allow_mass_delete: bool = False

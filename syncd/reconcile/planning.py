@@ -1,11 +1,11 @@
 """The plan phase of a run: stage the export, read the local source, find duplicates and build
-TEMP syncd_plan on the run's dedicated connection, in that order (each step needs the previous
-ones' TEMP tables).
+TEMP syncd_plan on the run's session, in that order (each step needs the previous ones' TEMP
+tables).
 
-It sequences the statements of syncd.db.plan and syncd.db.local and returns what the runner
-needs to count and guard; it decides nothing itself (the rules are decision.py, applied by the
-plan SQL through pg_temp.syncd_decide) and writes nothing outside the session's TEMP tables but
-the suppressions carried over from schema 0001, once.
+It sequences the steps of the RunSession and returns what the runner needs to count and guard;
+it decides nothing itself (the rules are decision.py, applied by the plan SQL through
+pg_temp.syncd_decide) and writes nothing outside the session's TEMP tables but the suppressions
+carried over from schema 0001, once.
 """
 
 from __future__ import annotations
@@ -15,18 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from syncd.config import JobConfig
-from syncd.db import Connection, SourceInfo
-from syncd.db.local import build_local, create_key_functions
-from syncd.db.plan import (
-    PlanSummary,
-    absorb_carried_suppressions,
-    build_plan,
-    create_decide_function,
-    dedupe,
-    plan_counts,
-    stage_remote,
-)
+from syncd.db import PlanSummary, RunSession
 
 log = structlog.get_logger(__name__)
 
@@ -39,28 +28,18 @@ class PlanResult:
     remote_count: int  # contacts of the list in the export
 
 
-async def plan_run(
-    conn: Connection, job: JobConfig, source: SourceInfo, profile: Sequence[str], *, exported: int
-) -> PlanResult:
-    """Build TEMP syncd_plan for `job` from TEMP syncd_export (`exported` rows)."""
-    await create_key_functions(conn)
-    await create_decide_function(conn)
-    await absorb_carried_suppressions(conn, job=job.name, list_id=job.list_id, channel=job.match)
-    keyed = await stage_remote(conn, channel=job.match, list_id=job.list_id)
+async def plan_run(session: RunSession, profile: Sequence[str], *, exported: int) -> PlanResult:
+    """Build TEMP syncd_plan for the session's job from TEMP syncd_export (`exported` rows)."""
+    channel = session.job.match
+    await session.create_functions()
+    await session.absorb_carried_suppressions()
+    keyed = await session.stage_remote()
     if keyed < exported:
-        log.warning("export_rows_without_key", rows=exported - keyed, channel=job.match)
-    local_count = await build_local(conn, job, source, profile)
-    remote_count = await dedupe(conn)
-    await build_plan(
-        conn,
-        job=job.name,
-        list_id=job.list_id,
-        channel=job.match,
-        delete_mode=job.delete_mode,
-        remote_only=job.remote_only,
-        writeback=tuple(job.writeback),
-    )
-    summary = await plan_counts(conn)
+        log.warning("export_rows_without_key", rows=exported - keyed, channel=channel)
+    local_count = await session.build_local(profile)
+    remote_count = await session.dedupe()
+    await session.build_plan()
+    summary = await session.plan_counts()
     invalid = summary.actions["invalid_key"].rows if "invalid_key" in summary.actions else 0
     return PlanResult(
         summary=summary,

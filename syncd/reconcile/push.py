@@ -10,6 +10,7 @@ Owns the I/O of pushing; what a row carries is batches.py, what to push is the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,10 +18,8 @@ import structlog
 
 from syncd.api import ImportResult, SelzyClient
 from syncd.config import JobConfig
-from syncd.db import Connection, Pool
-from syncd.db.plan import PlanRow, plan_batch
-from syncd.db.push import Accepted, Rejected, clear_intent, record_batch, record_intent
-from syncd.errors import AuthError, CallRefused, SelzyError
+from syncd.db import Accepted, Database, PlanRow, Rejected, RunSession
+from syncd.errors import ApiError, AuthError, CallRefused, SelzyError, SyncdError
 from syncd.reconcile.actions import ACCEPTED_COUNT, PushAction
 from syncd.reconcile.batches import build_row, check_batch, field_names
 
@@ -80,22 +79,23 @@ class Pusher:
     def __init__(
         self,
         *,
-        conn: Connection,
-        pool: Pool,
+        session: RunSession,
+        database: Database,
         client: SelzyClient,
         job: JobConfig,
         run_id: int,
         profile: Sequence[str],
         stop: asyncio.Event | None,
     ) -> None:
-        self._conn = conn
-        self._pool = pool
+        self._session = session
+        self._database = database
         self._client = client
         self._job = job
         self._run_id = run_id
         self._profile = tuple(profile)
         self._stop = stop
         self.tally = PushTally()
+        self._numbered = 0  # batches started, numbering them for the history
 
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
@@ -120,7 +120,7 @@ class Pusher:
                     if failures or self._stopping():
                         slots.release()
                         break
-                    rows = await plan_batch(self._conn, action, after, batch_size)
+                    rows = await self._session.plan_batch(action, after, batch_size)
                     if not rows:
                         slots.release()
                         break
@@ -141,8 +141,9 @@ class Pusher:
     async def _batch(self, action: PushAction, rows: Sequence[PlanRow]) -> None:
         names = field_names(action, match=self._job.match, profile=self._profile)
         keys = [row.key for row in rows]
-        await record_intent(
-            self._pool,
+        self._numbered += 1
+        number = self._numbered
+        await self._database.record_intent(
             job=self._job.name,
             run_id=self._run_id,
             action=action,
@@ -151,14 +152,29 @@ class Pusher:
         )
         try:
             accepted, rejected = await self._send(action, names, rows)
-        except SelzyError as exc:
-            if isinstance(exc, CallRefused) or not exc.retryable:
+        except ApiError as exc:
+            refused = isinstance(exc, SelzyError) and (
+                isinstance(exc, CallRefused) or not exc.retryable
+            )
+            if refused:
                 # Selzy answered with a refusal: nothing of the call was applied. (A call whose
                 # answer was lost keeps its intent: it may have been applied.)
-                await clear_intent(self._pool, job=self._job.name, keys=keys)
+                await self._database.clear_intent(job=self._job.name, keys=keys)
+            with contextlib.suppress(SyncdError):  # the history must not hide the run's error
+                await self._database.record_unanswered(
+                    job=self._job.name,
+                    run_id=self._run_id,
+                    action=action,
+                    keys=keys,
+                    outcome="refused" if refused else "no_answer",
+                    code=getattr(exc, "code", None) or type(exc).__name__,
+                    message="refused by Selzy"
+                    if refused
+                    else "no answer: it may have been applied",
+                    batch=number,
+                )
             raise
-        await record_batch(
-            self._pool,
+        await self._database.record_batch(
             job=self._job.name,
             run_id=self._run_id,
             action=action,
@@ -166,6 +182,7 @@ class Pusher:
             accepted=accepted,
             rejected=rejected,
             quarantine_after=self._job.quarantine_after,
+            batch=number,
         )
         self.tally.batches += 1
         self.tally.add(ACCEPTED_COUNT[action], len(accepted))

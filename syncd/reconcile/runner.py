@@ -5,13 +5,15 @@ by the plan SQL), batches.py (what a row carries) and guards.py (whether deletio
 Phases: lock -> export -> stage -> plan -> guards -> [dry run stops here] -> ledger -> check
 Selzy's fields -> push -> import -> writeback -> finish. Every phase is timed; the run row and
 one `run_finished` log line record the outcome. Run-level failures become status "failed",
-never an exception.
+never an exception. The database is reached through the run's RunSession (its own connection:
+lock, TEMP tables) and a Database (the pool); asyncpg's types never show here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,31 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from syncd.config import JobConfig
-from syncd.db import (
-    Connection,
-    SourceInfo,
-    connect,
-    describe_source,
-    ensure_job,
-    ensure_schema,
-    finish_run,
-    heartbeat,
-    load_export,
-    prune_outcomes,
-    start_run,
-    try_lock_job,
-    unlock_job,
-)
-from syncd.db.local import import_remote, write_back
-from syncd.db.plan import (
-    PlannedAction,
-    PlanSummary,
-    plan_sample,
-    record_plan_outcomes,
-    sync_ledger,
-    tune_session,
-)
-from syncd.db.runs import expected_export_seconds, record_outcomes
+from syncd.db import Database, PlannedAction, PlanSummary, RunSession
 from syncd.errors import ConfigError, SyncdError
 from syncd.reconcile.actions import (
     DELETIONS,
@@ -53,9 +31,10 @@ from syncd.reconcile.actions import (
     empty_counts,
 )
 from syncd.reconcile.batches import check_mapping, profile_fields
+from syncd.reconcile.binding import config_hash
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
-from syncd.reconcile.outcome import RunOutcome, RunServices, RunStatus
+from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus
 from syncd.reconcile.planning import plan_run
 from syncd.reconcile.push import Pusher
 from syncd.reconcile.selzy_side import check_selzy_side
@@ -75,6 +54,8 @@ class _RunState:
     sample: dict[str, list[str]] = field(default_factory=dict)
     api_errors: dict[str, int] = field(default_factory=dict)
     verdict: GuardVerdict = field(default_factory=lambda: GuardVerdict(blocked=False, reason=None))
+    plan_id: int | None = None
+    drift_sample: tuple[str, ...] = ()
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -93,18 +74,20 @@ async def run_job(
     allow_mass_delete: bool = False,
     trigger: str = "cli",
     stop: asyncio.Event | None = None,
+    binding: Binding | None = None,
 ) -> RunOutcome:
     """Run `job` once. ConfigError for configuration problems found before anything is written;
     every other failure is returned as status "failed" (or "busy" when another process holds
-    the job's lock)."""
+    the job's lock). `binding`: store this run's plan (a dry run), or execute a stored one."""
     started = time.monotonic()
+    if binding is not None and binding.kind == "plan":
+        dry_run, trigger = True, "plan"
+    elif binding is not None:
+        allow_mass_delete = allow_mass_delete or binding.allow_mass_delete
+        trigger = "apply"
     check_mapping(job)
-    conn = await connect(services.config.database)
-    try:
-        source = await describe_source(conn, job)
-        await ensure_schema(conn)
-        job_id = await ensure_job(conn, job.name, list_id=job.list_id, match=job.match)
-        if not await try_lock_job(conn, job_id):
+    async with RunSession.open(services.config.database, job) as session:
+        if not await session.try_lock():
             log.warning("job_busy", job=job.name)
             return RunOutcome(
                 job=job.name,
@@ -118,63 +101,56 @@ async def run_job(
             )
         try:
             return await _locked_run(
-                services, job, conn, source, dry_run, allow_mass_delete, trigger, stop, started
+                services, job, session, dry_run, allow_mass_delete, trigger, stop, started, binding
             )
         finally:
-            with contextlib.suppress(SyncdError):
-                await unlock_job(conn, job_id)
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.close()
+            await session.unlock()
 
 
 async def _locked_run(
     services: RunServices,
     job: JobConfig,
-    conn: Connection,
-    source: SourceInfo,
+    session: RunSession,
     dry_run: bool,
     allow_mass_delete: bool,
     trigger: str,
     stop: asyncio.Event | None,
     started: float,
+    binding: Binding | None,
 ) -> RunOutcome:
-    async with services.pool.acquire() as pooled:
-        run_id = await start_run(
-            pooled, job.name, dry_run=dry_run, allow_mass_delete=allow_mass_delete, trigger=trigger
-        )
+    database = Database(services.pool)
+    run_id = await database.start_run(
+        job.name, dry_run=dry_run, allow_mass_delete=allow_mass_delete, trigger=trigger
+    )
     state = _RunState()
     status: RunStatus = "failed"
     error: str | None = None
     with structlog.contextvars.bound_contextvars(job=job.name, run_id=run_id):
         log.info("run_started", dry_run=dry_run, trigger=trigger)
-        beat = asyncio.create_task(_heartbeat(services, run_id), name=f"heartbeat-{run_id}")
-        try:
-            with services.client.counting() as calls:
-                try:
-                    async with asyncio.timeout(job.run_timeout):
-                        run = _Run(services, job, conn, source, run_id, state, stop)
-                        status = await run.execute(dry_run, allow_mass_delete)
-                except TimeoutError:
-                    error = f"the run exceeded run_timeout={job.run_timeout:g}s"
-                except ConfigError as exc:
-                    error = f"configuration: {exc}"
-                except SyncdError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                except Exception as exc:  # a bug: record it as a failed run, never crash the daemon
-                    log.exception("run_crashed")
-                    error = f"internal error {type(exc).__name__}: {exc}"
-                except asyncio.CancelledError:
-                    status, error = "interrupted", "the run was cancelled"
-                    raise
-                finally:
-                    state.counts["api_calls"] = calls.total
-                    state.api_errors = dict(calls.errors)
-                    await _finish(services, job, run_id, status, error, state, started)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+        beat = asyncio.create_task(_heartbeat(database, run_id), name=f"heartbeat-{run_id}")
+        with services.client.counting() as calls:
+            try:
+                async with asyncio.timeout(job.run_timeout):
+                    run = _Run(services, database, job, session, run_id, state, stop, binding)
+                    status = await run.execute(dry_run, allow_mass_delete)
+            except TimeoutError:
+                error = f"the run exceeded run_timeout={job.run_timeout:g}s"
+            except ConfigError as exc:
+                error = f"configuration: {exc}"
+            except SyncdError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a bug: record it as a failed run, never crash the daemon
+                log.exception("run_crashed")
+                error = f"internal error {type(exc).__name__}: {exc}"
+            except asyncio.CancelledError:
+                status, error = "interrupted", "the run was cancelled"
+                raise
+            finally:
+                # the heartbeat ends before the run is recorded: it cannot touch a finished run
+                await _stop_heartbeat(beat)
+                state.counts["api_calls"] = calls.total
+                state.api_errors = dict(calls.errors)
+                await _finish(database, job, run_id, status, error, state, started)
     return RunOutcome(
         job=job.name,
         run_id=run_id,
@@ -187,21 +163,34 @@ async def _locked_run(
         blocked_reason=state.verdict.reason if state.verdict.blocked else None,
         dry_run=dry_run,
         api_errors=state.api_errors,
+        plan_id=state.plan_id,
+        drift_sample=state.drift_sample,
     )
 
 
-async def _heartbeat(services: RunServices, run_id: int) -> None:
+async def _heartbeat(database: Database, run_id: int) -> None:
+    """Mark the run alive every HEARTBEAT_INTERVAL until cancelled. A beat that fails, whatever
+    the failure (the database gone, the pool closed, a bug), is logged and the next one tried:
+    the heartbeat never ends by itself and never decides the run's outcome."""
     while True:
         await asyncio.sleep(HEARTBEAT_INTERVAL)
         try:
-            async with services.pool.acquire() as pooled:
-                await heartbeat(pooled, run_id)
-        except SyncdError as exc:
-            log.warning("heartbeat_failed", error=str(exc))
+            await database.heartbeat(run_id)
+        except Exception as exc:
+            log.warning("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
+
+
+async def _stop_heartbeat(beat: asyncio.Task[None]) -> None:
+    """Cancel the heartbeat and wait until it has ended; whatever it ended with stays here (a
+    cancel of the run itself still reaches the caller)."""
+    beat.cancel()
+    await asyncio.wait([beat])
+    if not beat.cancelled() and (exc := beat.exception()) is not None:  # pragma: no cover
+        log.warning("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
 
 
 async def _finish(
-    services: RunServices,
+    database: Database,
     job: JobConfig,
     run_id: int,
     status: RunStatus,
@@ -213,17 +202,15 @@ async def _finish(
     if status == "failed":
         log.error("run_failed", error=error)
     try:
-        async with services.pool.acquire() as pooled:
-            await finish_run(
-                pooled,
-                run_id,
-                status="failed" if status == "busy" else status,
-                counts=state.counts,
-                planned=state.planned,
-                timings=state.timings,
-                blocked_reason=state.verdict.reason if state.verdict.blocked else None,
-                error=error,
-            )
+        await database.finish_run(
+            run_id,
+            status="failed" if status == "busy" else status,
+            counts=state.counts,
+            planned=state.planned,
+            timings=state.timings,
+            blocked_reason=state.verdict.reason if state.verdict.blocked else None,
+            error=error,
+        )
     except SyncdError as exc:  # the run row stays 'running'; the next run marks it interrupted
         log.error("run_record_failed", error=str(exc))
     log.info(
@@ -243,17 +230,19 @@ class _Run:
     def __init__(
         self,
         services: RunServices,
+        database: Database,
         job: JobConfig,
-        conn: Connection,
-        source: SourceInfo,
+        session: RunSession,
         run_id: int,
         state: _RunState,
         stop: asyncio.Event | None,
+        binding: Binding | None = None,
     ) -> None:
+        self.binding = binding
         self.services = services
+        self.database = database
         self.job = job
-        self.conn = conn
-        self.source = source
+        self.session = session
         self.run_id = run_id
         self.state = state
         self.stop = stop
@@ -271,6 +260,8 @@ class _Run:
         if self._stopping():
             return "interrupted"
         planned = await self._plan()
+        if self.binding is not None and self.binding.kind == "apply":
+            planned = await self._hold_to_plan()
         deletions = sum(planned[a].rows for a in DELETIONS if a in planned)
         state.verdict = evaluate_guards(
             deletions=deletions,
@@ -286,11 +277,15 @@ class _Run:
             log.warning("guards_overridden", reason=state.verdict.reason, deletions=deletions)
         final: RunStatus = "blocked" if state.verdict.blocked else "succeeded"
         if dry_run:
-            state.sample = await plan_sample(self.conn, SAMPLE_PER_ACTION)
+            state.sample = await self.session.plan_sample(SAMPLE_PER_ACTION)
             self._count_plan_as_done(planned)
+            if self.binding is not None and self.binding.kind == "plan":
+                await self._store_plan(allow_mass_delete)
             return final
         if self._stopping():
             return "interrupted"
+        if self.binding is not None and self.binding.plan_id is not None:
+            await self._claim_plan(self.binding.plan_id)
         await self._ledger()
         if any(action in planned for action in PUSH_ORDER):
             with state.timed("check"):
@@ -299,17 +294,50 @@ class _Run:
             return "interrupted"
         await self._import(planned)
         with state.timed("writeback"):
-            state.counts["written_back"] = await write_back(
-                self.conn, job, self.source, flagged=self._summary.writeback
+            state.counts["written_back"] = await self.session.write_back(
+                flagged=self._summary.writeback
             )
-        async with self.services.pool.acquire() as pooled:
-            await prune_outcomes(pooled, OUTCOME_RETENTION_DAYS)
+        await self.database.prune_outcomes(OUTCOME_RETENTION_DAYS)
+        await self.session.prune_history()
         return final
+
+    async def _store_plan(self, allow_mass_delete: bool) -> None:
+        """`syncd plan`: keep this dry run's complete plan, with the config's hash."""
+        state = self.state
+        state.plan_id = await self.session.store_plan(
+            run_id=self.run_id,
+            config_hash=config_hash(self.job),
+            allow_mass_delete=allow_mass_delete,
+            blocked_reason=state.verdict.reason if state.verdict.blocked else None,
+            counts=state.planned,
+        )
+        log.info("plan_stored", plan_id=state.plan_id, **state.planned)
+
+    async def _hold_to_plan(self) -> Mapping[str, PlannedAction]:
+        """`syncd apply`: only what the stored plan decided, exactly, is done; a contact whose
+        decision changed since (locally or in Selzy) is skipped and reported as drift."""
+        plan_id = self.binding.plan_id if self.binding is not None else None
+        if plan_id is None:  # pragma: no cover - execute() calls this for an apply only
+            raise ValueError("no plan to hold the run to")
+        state = self.state
+        drift = await self.session.restrict_to_plan(plan_id)
+        summary = await self.session.plan_counts()
+        self._summary = dataclasses.replace(self._summary, actions=summary.actions)
+        state.planned = {action: p.rows for action, p in summary.actions.items()}
+        state.counts["drift"] = drift.contacts
+        state.drift_sample = drift.sample
+        state.plan_id = plan_id
+        if drift.contacts:
+            log.warning("plan_drift", contacts=drift.contacts, sample=list(drift.sample))
+        return summary.actions
+
+    async def _claim_plan(self, plan_id: int) -> None:
+        if not await self.session.claim_plan(plan_id, run_id=self.run_id):
+            raise ConfigError(f"plan {plan_id} was applied by another run meanwhile")
 
     async def _load_export(self) -> None:
         client, state = self.services.client, self.state
-        async with self.services.pool.acquire() as pooled:
-            expected = await expected_export_seconds(pooled, self.job.name)
+        expected = await self.database.expected_export_seconds(self.job.name)
         with state.timed("export"):
             url = await wait_for_export(
                 client,
@@ -319,18 +347,16 @@ class _Run:
                 expected=expected,
             )
         with state.timed("load"):
-            await tune_session(self.conn)  # before the session's first TEMP table
+            await self.session.tune()  # before the session's first TEMP table
             async with client.download(url) as chunks:
-                rows = await load_export(self.conn, chunks, required=EXPORT_FIELDS)
+                rows = await self.session.stage_export(chunks, required=EXPORT_FIELDS)
         self._exported = rows
         log.info("export_loaded", rows=rows)
 
     async def _plan(self) -> Mapping[str, PlannedAction]:
         state = self.state
         with state.timed("plan"):
-            result = await plan_run(
-                self.conn, self.job, self.source, self.profile, exported=self._exported
-            )
+            result = await plan_run(self.session, self.profile, exported=self._exported)
         self._summary = result.summary
         planned = result.summary.actions
         self._local_valid = result.local_valid
@@ -363,16 +389,12 @@ class _Run:
     async def _ledger(self) -> None:
         """The ledger takes what the plan saw (the local side, Selzy's view, new suppressions,
         forgotten contacts) before anything is pushed; reported rows go to row_outcomes."""
-        state, job = self.state, self.job
+        state = self.state
         with state.timed("ledger"):
-            ledger = await sync_ledger(
-                self.conn,
-                job=job.name,
-                run_id=self.run_id,
-                channel=job.match,
-                changes=self._summary.ledger,
+            ledger = await self.session.sync_ledger(
+                run_id=self.run_id, changes=self._summary.ledger
             )
-            await record_plan_outcomes(self.conn, run_id=self.run_id, job=job.name)
+            await self.session.record_plan_outcomes(run_id=self.run_id)
         state.counts["status_changes"] = self._summary.status_changes
         if ledger.written or ledger.forgotten:
             log.info("ledger_updated", rows=ledger.written, forgotten=ledger.forgotten)
@@ -381,8 +403,8 @@ class _Run:
         state = self.state
         actions = [a for a in PUSH_ORDER if not (a in DELETIONS and state.verdict.blocked)]
         pusher = Pusher(
-            conn=self.conn,
-            pool=self.services.pool,
+            session=self.session,
+            database=self.database,
             client=self.services.client,
             job=self.job,
             run_id=self.run_id,
@@ -401,17 +423,13 @@ class _Run:
         if self.job.remote_only != "import" or "import" not in planned:
             return
         with self.state.timed("import"):
-            result = await import_remote(
-                self.conn, self.job, self.source, self.profile, self.run_id
-            )
+            result = await self.session.import_remote(self.profile, run_id=self.run_id)
             if result.refused:
-                async with self.services.pool.acquire() as pooled:
-                    await record_outcomes(
-                        pooled,
-                        self.run_id,
-                        self.job.name,
-                        ((r.key, "import", "rejected", r.code, r.message) for r in result.refused),
-                    )
+                await self.database.record_outcomes(
+                    self.run_id,
+                    self.job.name,
+                    ((r.key, "import", "rejected", r.code, r.message) for r in result.refused),
+                )
         self.state.counts["imported"] = result.imported
         self.state.counts["rejected"] += len(result.refused)
         if result.refused:

@@ -1,37 +1,53 @@
 """Is every job healthy? A pure evaluation over each job's last runs (read from syncd.runs, so a
-job run by another syncd process counts too) plus the one query that fetches them.
-It must not decide anything about scheduling or runs.
+job run by another syncd process counts too), the bounded read that fetches them, and what
+/healthz says when that read fails. It must not decide anything about scheduling or runs.
 
 Rule: a job is healthy when its last *successful* run finished at most
 `3 x period + run_timeout` ago (three missed periods plus the longest a run may take), or when
 the daemon has been up for less than that (it has not had the chance yet). `blocked` and
 `failed` runs do not count as success: both need an operator. Every job healthy -> HTTP 200.
+PostgreSQL unreachable (no answer within HEALTH_TIMEOUT) -> unhealthy, with what this process
+itself knows of each job; the `syncd_database_up` gauge says the same to Prometheus.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from syncd.db import Pool
-from syncd.db.sql import QUERIES
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from syncd.db import Database, JobRuns
+from syncd.errors import DatabaseError
 
 MISSED_PERIODS = 3
+# Seconds /healthz and /metrics wait for syncd.runs (a pooled connection and the query) before
+# they answer that the database is unreachable: less than a scraper's usual 10 s timeout.
+HEALTH_TIMEOUT = 5.0
+
+__all__ = [
+    "HEALTH_TIMEOUT",
+    "DatabaseGauge",
+    "JobRuns",
+    "LocalRun",
+    "database_unreachable",
+    "evaluate",
+    "fetch_job_runs",
+    "max_success_age",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class JobRuns:
-    """What syncd.runs says about one job."""
+class LocalRun:
+    """What this process knows of a job without the database: its own runs only."""
 
-    job: str
+    running: bool = False
     last_status: str | None = None
-    last_started_at: datetime | None = None
     last_finished_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_success_epoch: float | None = None
-    success_age_s: float | None = None
 
 
 def max_success_age(period_seconds: float, run_timeout: float) -> float:
@@ -65,7 +81,50 @@ def evaluate(
     return healthy, {"status": "ok" if healthy else "unhealthy", "jobs": jobs}
 
 
-async def fetch_job_runs(pool: Pool, jobs: Sequence[str]) -> list[JobRuns]:
-    """The last run and last success of each job, in one query."""
-    rows = await pool.fetch(QUERIES["job_health"], list(jobs))
-    return [JobRuns(**dict(row)) for row in rows]
+def database_unreachable(
+    max_age: Mapping[str, float], local: Mapping[str, LocalRun], error: str
+) -> dict[str, Any]:
+    """/healthz's body (always unhealthy) when syncd.runs cannot be read: per job, its state is
+    unknown; what this process ran itself is given as far as it knows."""
+    jobs: dict[str, Any] = {}
+    for name, limit in max_age.items():
+        known = local.get(name, LocalRun())
+        jobs[name] = {
+            "state": "unknown",
+            "running": known.running,
+            "last_status": known.last_status,
+            "last_finished_at": known.last_finished_at.isoformat()
+            if known.last_finished_at
+            else None,
+            "max_age_s": limit,
+        }
+    return {"status": "unhealthy", "database": "unreachable", "error": error, "jobs": jobs}
+
+
+async def fetch_job_runs(database: Database, jobs: Sequence[str]) -> list[JobRuns]:
+    """The last run and last success of each job; DatabaseError when PostgreSQL fails or does
+    not answer within HEALTH_TIMEOUT."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            return await database.job_health(jobs)
+    except TimeoutError as exc:
+        raise DatabaseError(
+            f"PostgreSQL did not answer within {HEALTH_TIMEOUT:g}s", retryable=True
+        ) from exc
+
+
+class DatabaseGauge(Collector):
+    """`syncd_database_up`: 1 when the last read of syncd.runs (by /healthz or /metrics)
+    answered; the daemon registers it beside syncd's other metrics and sets `up`."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "syncd_database_up",
+            "1 when PostgreSQL answered the last read of the run log, 0 when it did not "
+            "within the health timeout.",
+        )
+        gauge.add_metric([], 1.0 if self.up else 0.0)
+        return [gauge]

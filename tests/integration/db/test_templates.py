@@ -12,9 +12,11 @@ import syncd.db.templates as templates_module
 from syncd import demo
 from syncd.config import JobConfig, Schedule
 from syncd.db import Connection, describe_source, load_export, quote_ident
+from syncd.db.events import event_writeback_sql
 from syncd.db.local import (
     build_local,
     create_key_functions,
+    explain_sql,
     import_sql,
     local_table_sql,
     writeback_sql,
@@ -104,7 +106,8 @@ async def test_every_template_block_is_rendered_by_the_product(
     db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No block of sql/templates is dead: the local SQL of every configuration shape, the
-    export staging table and the demo database use each of them at least once."""
+    event writeback, the export staging table and the demo database use each of them at least
+    once."""
     seen: set[str] = set()
     recording = _Recording(templates(), seen)
     monkeypatch.setattr(templates_module, "templates", lambda: recording)
@@ -127,6 +130,8 @@ async def test_every_template_block_is_rendered_by_the_product(
             local_table_sql(job, source, profile)
             writeback_sql(job, source)
             import_sql(job, source, profile)
+            explain_sql(job, source, profile)
+            event_writeback_sql(job, source)
     assert await load_export(db, _export(), required=("email",)) == 1
     database = f"{PREFIX}{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_demo"
     monkeypatch.setattr(demo, "DEMO_DB", database)

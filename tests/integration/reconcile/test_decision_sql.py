@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from syncd.config import DatabaseConfig
-from syncd.db import connect, describe_source, load_export
+from syncd.db import RunSession, connect, describe_source, ensure_job, load_export
 from syncd.db.local import create_key_functions
 from syncd.reconcile.actions import EXPORT_FIELDS
 from syncd.reconcile.decision import decide
@@ -159,7 +159,8 @@ async def test_plan_sql_decides_every_cell_as_decide_does(
                 exported += 1
         source = await describe_source(conn, job)
         await load_export(conn, _chunks(buffer.getvalue().encode()), required=EXPORT_FIELDS)
-        await plan_run(conn, job, source, ("Name",), exported=exported)
+        session = RunSession(conn, db_config, job, source, job_id=await ensure_job(conn, job.name))
+        await plan_run(session, ("Name",), exported=exported)
         rows = await conn.fetch("SELECT key, reason FROM syncd_plan WHERE action <> 'duplicate'")
         losers = {
             r["key"]

@@ -5,8 +5,8 @@ state, history and configuration, and PRODUCT.md's consent and safety rules hold
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pytest
 

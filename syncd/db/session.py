@@ -1,0 +1,214 @@
+"""The run's own PostgreSQL session (`RunSession`): one dedicated connection per run, holding
+the job's lock, the session settings and every TEMP table of the pipeline — export staging ->
+local scan -> decide (the plan) -> the batches to push -> ledger and writeback.
+
+It owns that connection from open to close and exposes each step of the pipeline as a method
+that delegates to the typed wrappers of plan.py, local.py, export_load.py and runs.py, with the
+run's job and source bound in. It decides nothing: the order of the steps is the runner's
+(syncd.reconcile), the rules are the plan SQL's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import structlog
+
+from syncd.config import DatabaseConfig, JobConfig
+from syncd.db import export_load, local, plan, plans, runs
+from syncd.db.local import ImportResult
+from syncd.db.migrate import ensure_schema
+from syncd.db.plan import LedgerResult, PlanRow, PlanSummary
+from syncd.db.pool import DedicatedConnection, connect
+from syncd.db.source import SourceInfo, describe_source
+from syncd.errors import DatabaseError, SyncdError
+
+log = structlog.get_logger(__name__)
+
+CLOSE_TIMEOUT = 5.0  # seconds to close the connection politely before it is aborted
+
+
+class RunSession:
+    """One run's dedicated connection and the pipeline steps that run on it.
+
+    Open it with `RunSession.open(cfg, job)` (connects, describes the job's table, checks the
+    schema, registers the job); leaving the block closes the connection, which also frees the
+    job's lock should `unlock` not have been reached.
+    """
+
+    def __init__(
+        self,
+        conn: DedicatedConnection,
+        cfg: DatabaseConfig,
+        job: JobConfig,
+        source: SourceInfo,
+        *,
+        job_id: int,
+    ) -> None:
+        self._conn = conn
+        self._cfg = cfg
+        self.job = job
+        self.source = source
+        self._job_id = job_id
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, cfg: DatabaseConfig, job: JobConfig) -> AsyncIterator[RunSession]:
+        """A session for one run of `job`. ConfigError when its table or columns are missing,
+        SchemaError when syncd's schema is not migrated, DatabaseError when PostgreSQL fails."""
+        conn = await connect(cfg)
+        try:
+            source = await describe_source(conn, job)
+            await ensure_schema(conn)
+            job_id = await runs.ensure_job(conn, job.name, list_id=job.list_id, match=job.match)
+            yield cls(conn, cfg, job, source, job_id=job_id)
+        finally:
+            await _close(conn)
+
+    # -- the job lock ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _lock_call(self, what: str) -> AsyncIterator[None]:
+        """Bound a job lock call by lock_timeout: a server that does not answer the (non-waiting)
+        lock query fails the call instead of holding the run forever."""
+        limit = self._cfg.lock_timeout
+        if limit <= 0:
+            yield
+            return
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError as exc:
+            raise DatabaseError(
+                f"PostgreSQL did not answer {what} within lock_timeout={limit:g}s", retryable=True
+            ) from exc
+
+    async def try_lock(self) -> bool:
+        """Take the job's lock for this session; False when another session holds it."""
+        async with self._lock_call("the job lock"):
+            return await runs.try_lock_job(self._conn, self._job_id)
+
+    async def unlock(self) -> None:
+        """Release the job's lock. Best effort: a failure is logged, never raised (closing the
+        session frees the lock too)."""
+        try:
+            async with self._lock_call("the job unlock"):
+                await runs.unlock_job(self._conn, self._job_id)
+        except SyncdError as exc:
+            log.warning("job_unlock_failed", job=self.job.name, error=str(exc))
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    async def tune(self) -> None:
+        """The run's session settings; before the session's first TEMP table (temp_buffers)."""
+        await plan.tune_session(self._conn)
+
+    async def stage_export(self, chunks: AsyncIterator[bytes], *, required: Sequence[str]) -> int:
+        """Stream the export's CSV into TEMP syncd_export; its row count (export_load)."""
+        return await export_load.load_export(self._conn, chunks, required=required)
+
+    async def create_functions(self) -> None:
+        """The session's pg_temp key, fingerprint and decision functions (before the plan)."""
+        await local.create_key_functions(self._conn)
+        await plan.create_decide_function(self._conn)
+
+    async def absorb_carried_suppressions(self) -> int:
+        job = self.job
+        return await plan.absorb_carried_suppressions(
+            self._conn, job=job.name, list_id=job.list_id, channel=job.match
+        )
+
+    async def stage_remote(self) -> int:
+        """TEMP syncd_remote from the staged export: how many rows have a usable key."""
+        return await plan.stage_remote(self._conn, channel=self.job.match, list_id=self.job.list_id)
+
+    async def build_local(self, profile: Sequence[str]) -> int:
+        """TEMP syncd_local: one scan of the user's table; the rows in it."""
+        return await local.build_local(self._conn, self.job, self.source, profile)
+
+    async def dedupe(self) -> int:
+        """One exported row per key, the local duplicates found; the list's contact count."""
+        return await plan.dedupe(self._conn)
+
+    async def build_plan(self) -> None:
+        job = self.job
+        await plan.build_plan(
+            self._conn,
+            job=job.name,
+            list_id=job.list_id,
+            channel=job.match,
+            delete_mode=job.delete_mode,
+            remote_only=job.remote_only,
+            writeback=tuple(job.writeback),
+        )
+
+    async def plan_counts(self) -> PlanSummary:
+        return await plan.plan_counts(self._conn)
+
+    async def plan_sample(self, per_action: int) -> dict[str, list[str]]:
+        return await plan.plan_sample(self._conn, per_action)
+
+    async def plan_batch(self, action: str, after_seq: int, limit: int) -> list[PlanRow]:
+        """The next `limit` plan rows of `action` after `after_seq` (empty: done)."""
+        return await plan.plan_batch(self._conn, action, after_seq, limit)
+
+    async def sync_ledger(self, *, run_id: int, changes: int) -> LedgerResult:
+        job = self.job
+        return await plan.sync_ledger(
+            self._conn, job=job.name, run_id=run_id, channel=job.match, changes=changes
+        )
+
+    async def record_plan_outcomes(self, *, run_id: int) -> int:
+        return await plan.record_plan_outcomes(self._conn, run_id=run_id, job=self.job.name)
+
+    async def write_back(self, *, flagged: int) -> int:
+        """Selzy's view into the local writeback columns; the rows changed."""
+        return await local.write_back(self._conn, self.job, self.source, flagged=flagged)
+
+    async def import_remote(self, profile: Sequence[str], *, run_id: int) -> ImportResult:
+        """The plan's remote-only contacts into the local table (remote_only = "import")."""
+        return await local.import_remote(self._conn, self.job, self.source, profile, run_id)
+
+    async def prune_history(self) -> int:
+        """The job's history rows older than its history_days."""
+        return await plan.prune_history(self._conn, job=self.job.name, days=self.job.history_days)
+
+    # -- binding plans -----------------------------------------------------------------------
+
+    async def store_plan(
+        self,
+        *,
+        run_id: int,
+        config_hash: str,
+        allow_mass_delete: bool,
+        blocked_reason: str | None,
+        counts: Mapping[str, int],
+    ) -> int:
+        """Keep this run's plan (`syncd plan`); its id."""
+        return await plans.store_plan(
+            self._conn,
+            job=self.job.name,
+            run_id=run_id,
+            config_hash=config_hash,
+            allow_mass_delete=allow_mass_delete,
+            blocked_reason=blocked_reason,
+            counts=counts,
+        )
+
+    async def restrict_to_plan(self, plan_id: int) -> plans.Drift:
+        """Hold this run's fresh plan to stored plan `plan_id` (`syncd apply`)."""
+        return await plans.restrict_to_plan(self._conn, plan_id)
+
+    async def claim_plan(self, plan_id: int, *, run_id: int) -> bool:
+        """Mark the plan applied by this run; False when another run applied it already."""
+        return await plans.mark_applied(self._conn, plan_id, run_id)
+
+
+async def _close(conn: DedicatedConnection) -> None:
+    """Close politely within CLOSE_TIMEOUT, else abort: the server frees the lock either way."""
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=CLOSE_TIMEOUT)
+    if not conn.is_closed():
+        conn.terminate()

@@ -138,6 +138,9 @@ def _read_job(t: Table) -> JobConfig | None:
         "quarantine_after": t.integer("quarantine_after", d["quarantine_after"], low=1),
         "run_timeout": t.number("run_timeout", d["run_timeout"], above=0),
         "run_at_start": t.boolean("run_at_start", d["run_at_start"]),
+        "history_days": t.integer("history_days", d["history_days"], low=1),
+        "plan_max_age": t.duration("plan_max_age", d["plan_max_age"]),
+        "event_backlog_run": t.integer("event_backlog_run", d["event_backlog_run"], low=0),
     }
     if job["remote_only"] == "delete" and job["delete_mode"] == "off":
         t.add(

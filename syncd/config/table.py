@@ -104,6 +104,28 @@ class Table:
             return default
         return float(value)
 
+    def duration(self, key: str, default: T, *, above: float = 0.0) -> float | T:
+        """Seconds, given as a number or as "30s", "15m", "24h", "7d"."""
+
+        def ok(v: object) -> bool:
+            if isinstance(v, bool):
+                return False
+            return isinstance(v, int | float) or (
+                isinstance(v, str) and _DURATION.fullmatch(v.strip()) is not None
+            )
+
+        value = self._get(key, 'a duration (seconds, or "30s", "15m", "24h", "7d")', ok, default)
+        if value is None or value is default:
+            return cast("float | T", value)
+        if isinstance(value, str):
+            match = _DURATION.fullmatch(value.strip())
+            assert match is not None  # noqa: S101 - ok() matched it
+            value = float(match[1]) * _UNITS[match[2].lower()]
+        if value <= above:
+            self.add(key, f"must be longer than {above:g} seconds, got {value:g}")
+            return default
+        return float(value)
+
     def boolean(self, key: str, default: bool) -> bool:
         return cast(bool, self._get(key, "a boolean", lambda v: isinstance(v, bool), default))
 
@@ -119,6 +141,10 @@ class Table:
                 close = difflib.get_close_matches(key, self.known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 self.add(key, f"unknown key{hint}")
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdSMHD])")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _in_range(table: Table, key: str, value: float, low: float | None, high: float | None) -> bool:

@@ -1,6 +1,12 @@
-"""Prometheus text exposition (format 0.0.4), written by hand: the in-process run counters the
-daemon feeds, and their rendering. Pure: no I/O, no clock, no knowledge of HTTP.
+"""Prometheus metrics on prometheus_client: the in-process run counters the daemon feeds
+(`RunStats`), the collector that turns them and a scrape's reading of syncd.runs into metric
+families, and the exposition the scraper negotiates. It does no network or database I/O and
+knows nothing of HTTP: the daemon hands in what it read, the web server the Accept header.
 
+Each daemon has its own CollectorRegistry (never prometheus_client's global one: tests run several
+daemons in one process) holding syncd's collector and the process, platform and GC collectors.
+A collector rather than Counter/Histogram objects: which jobs get series is decided per scrape
+(the jobs configured now), and no `_created` series double what a scraper stores.
 Counters are per process (Prometheus' usual model: `rate()` copes with restarts);
 `syncd_last_success_timestamp_seconds` comes from syncd.runs and so covers every process.
 """
@@ -12,54 +18,25 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
 from syncd.db import COUNT_COLUMNS
 
+# The classic text format, which a scraper that does not ask for OpenMetrics gets.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # syncd.runs count columns that describe what happened to contacts (the `action` label).
 CONTACT_COUNTS = tuple(
     name for name in COUNT_COLUMNS if name not in ("local_count", "remote_count", "api_calls")
 )
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
-
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    kind: str  # counter | gauge | histogram
-    help: str
-    samples: Sequence[tuple[str, Labels, float]]  # (suffix, labels, value)
-
-
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
-
-
-def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for suffix, labels, value in family.samples:
-            label_text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels)
-            name = family.name + suffix
-            lines.append(
-                f"{name}{{{label_text}}} {format_value(value)}"
-                if labels
-                else f"{name} {format_value(value)}"
-            )
-    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -73,7 +50,7 @@ class RunStats:
     last_duration: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[int]] = field(
         default_factory=dict
-    )  # job -> bucket counts (+Inf last)
+    )  # job -> cumulative bucket counts (+Inf last)
     duration_sum: dict[str, float] = field(default_factory=dict)
     last_status: dict[str, str] = field(default_factory=dict)
     running: dict[str, bool] = field(default_factory=dict)
@@ -103,72 +80,131 @@ class RunStats:
         self.duration_sum[job] = self.duration_sum.get(job, 0.0) + duration_s
 
 
-def families(
-    stats: RunStats, jobs: Sequence[str], last_success: Mapping[str, float | None], *, healthy: bool
-) -> list[Family]:
-    """Every metric family; `last_success` maps job -> epoch seconds of its last success."""
-    duration_samples: list[tuple[str, Labels, float]] = []
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """What the daemon read for one scrape: its jobs now, each one's last success (epoch seconds,
+    any process) from syncd.runs, and whether /healthz would say healthy."""
+
+    jobs: Sequence[str] = ()
+    last_success: Mapping[str, float | None] = field(default_factory=dict)
+    healthy: bool = False
+
+
+def families(stats: RunStats, scrape: Scrape) -> list[Metric]:
+    """Every syncd metric family. Jobs no longer configured keep their counters (runs, contacts,
+    API errors); the per-job gauges and the histogram cover the configured jobs only."""
+    jobs = scrape.jobs
+    up = GaugeMetricFamily(
+        "syncd_up", "1 while the daemon runs; 0 when /healthz would say unhealthy."
+    )
+    up.add_metric([], 1.0 if scrape.healthy else 0.0)
+    runs = CounterMetricFamily(
+        "syncd_runs_total",
+        "Runs finished by this process, by job and status.",
+        labels=["job", "status"],
+    )
+    for (job, status), n in sorted(stats.runs.items()):
+        runs.add_metric([job, status], n)
+    contacts = CounterMetricFamily(
+        "syncd_contacts_total",
+        "Contacts per action over the runs of this process.",
+        labels=["job", "action"],
+    )
+    for (job, action), n in sorted(stats.contacts.items()):
+        contacts.add_metric([job, action], n)
+    api_calls = CounterMetricFamily(
+        "syncd_api_calls_total", "Selzy API calls (HTTP attempts) made by runs.", labels=["job"]
+    )
     for job in jobs:
-        buckets = stats.durations.get(job, [0] * (len(DURATION_BUCKETS) + 1))
-        for bound, count in zip((*DURATION_BUCKETS, math.inf), buckets, strict=True):
-            le = "+Inf" if math.isinf(bound) else format_value(bound)
-            duration_samples.append(("_bucket", (("job", job), ("le", le)), count))
-        duration_samples.append(("_sum", (("job", job),), stats.duration_sum.get(job, 0.0)))
-        duration_samples.append(("_count", (("job", job),), buckets[-1]))
+        api_calls.add_metric([job], stats.api_calls[job])
+    api_errors = CounterMetricFamily(
+        "syncd_api_errors_total",
+        "Failed Selzy API attempts (retried ones included) by Selzy's error code, http_NNN,"
+        " transport or protocol.",
+        labels=["job", "code"],
+    )
+    for (job, code), n in sorted(stats.api_errors.items()):
+        api_errors.add_metric([job, code], n)
+    last_duration = GaugeMetricFamily(
+        "syncd_last_run_duration_seconds", "Duration of the job's last run here.", labels=["job"]
+    )
+    running = GaugeMetricFamily(
+        "syncd_job_running", "1 while this process runs the job.", labels=["job"]
+    )
+    last_success = GaugeMetricFamily(
+        "syncd_last_success_timestamp_seconds",
+        "End of the job's last successful run (any process), Unix time.",
+        labels=["job"],
+    )
+    for job in jobs:
+        if job in stats.last_duration:
+            last_duration.add_metric([job], stats.last_duration[job])
+        running.add_metric([job], 1.0 if stats.running.get(job) else 0.0)
+        if (at := scrape.last_success.get(job)) is not None:
+            last_success.add_metric([job], at)
     return [
-        Family(
-            "syncd_up",
-            "gauge",
-            "1 while the daemon runs; 0 when /healthz would say unhealthy.",
-            [("", (), 1.0 if healthy else 0.0)],
-        ),
-        Family(
-            "syncd_runs_total",
-            "counter",
-            "Runs finished by this process, by job and status.",
-            [("", (("job", j), ("status", s)), n) for (j, s), n in sorted(stats.runs.items())],
-        ),
-        Family(
-            "syncd_contacts_total",
-            "counter",
-            "Contacts per action over the runs of this process.",
-            [("", (("job", j), ("action", a)), n) for (j, a), n in sorted(stats.contacts.items())],
-        ),
-        Family(
-            "syncd_api_calls_total",
-            "counter",
-            "Selzy API calls (HTTP attempts) made by runs.",
-            [("", (("job", j),), stats.api_calls[j]) for j in jobs],
-        ),
-        Family(
-            "syncd_api_errors_total",
-            "counter",
-            "Failed Selzy API attempts (retried ones included) by Selzy's error code, http_NNN,"
-            " transport or protocol.",
-            [("", (("job", j), ("code", c)), n) for (j, c), n in sorted(stats.api_errors.items())],
-        ),
-        Family(
-            "syncd_run_duration_seconds",
-            "histogram",
-            "Duration of runs by this process.",
-            duration_samples,
-        ),
-        Family(
-            "syncd_last_run_duration_seconds",
-            "gauge",
-            "Duration of the job's last run here.",
-            [("", (("job", j),), stats.last_duration[j]) for j in jobs if j in stats.last_duration],
-        ),
-        Family(
-            "syncd_job_running",
-            "gauge",
-            "1 while this process runs the job.",
-            [("", (("job", j),), 1.0 if stats.running.get(j) else 0.0) for j in jobs],
-        ),
-        Family(
-            "syncd_last_success_timestamp_seconds",
-            "gauge",
-            "End of the job's last successful run (any process), Unix time.",
-            [("", (("job", j),), v) for j in jobs if (v := last_success.get(j)) is not None],
-        ),
+        up,
+        runs,
+        contacts,
+        api_calls,
+        api_errors,
+        _duration_histogram(stats, jobs),
+        last_duration,
+        running,
+        last_success,
     ]
+
+
+def _duration_histogram(stats: RunStats, jobs: Sequence[str]) -> HistogramMetricFamily:
+    histogram = HistogramMetricFamily(
+        "syncd_run_duration_seconds", "Duration of runs by this process.", labels=["job"]
+    )
+    bounds = [*(repr(b) for b in DURATION_BUCKETS), "+Inf"]  # "1.0", as prometheus_client writes
+    for job in jobs:
+        counts = stats.durations.get(job, [0] * (len(DURATION_BUCKETS) + 1))
+        histogram.add_metric(
+            [job], list(zip(bounds, counts, strict=True)), stats.duration_sum.get(job, 0.0)
+        )
+    return histogram
+
+
+class SyncdCollector(Collector):
+    """syncd's families for the registry; `scrape` is set by `DaemonMetrics.expose`."""
+
+    def __init__(self, stats: RunStats) -> None:
+        self.stats = stats
+        self.scrape = Scrape()
+
+    def describe(self) -> Iterable[Metric]:
+        # names for the registry's duplicate check, without reading the stats
+        return families(RunStats(), Scrape())
+
+    def collect(self) -> Iterable[Metric]:
+        return families(self.stats, self.scrape)
+
+
+class DaemonMetrics:
+    """One daemon's registry: syncd's collector plus the process (resident memory, CPU, open fds;
+    Linux /proc only), platform and GC collectors that prometheus_client's default registry has."""
+
+    def __init__(self, stats: RunStats | None = None) -> None:
+        self.stats = RunStats() if stats is None else stats
+        self.registry = CollectorRegistry()
+        self._syncd = SyncdCollector(self.stats)
+        self.registry.register(self._syncd)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def expose(self, scrape: Scrape, accept: str = "") -> tuple[bytes, str]:
+        """(body, Content-Type) for one scrape. Synchronous from setting `scrape` to the bytes,
+        so concurrent scrapes on one event loop cannot see each other's reading."""
+        self._syncd.scrape = scrape
+        return render(self.registry, accept)
+
+
+def render(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
+    """The registry in the format the Accept header negotiates (prometheus_client's own
+    choice): OpenMetrics for application/openmetrics-text, else the classic text format."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

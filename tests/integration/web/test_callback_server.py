@@ -28,8 +28,8 @@ class Health:
         return self.healthy, {"status": "ok" if self.healthy else "unhealthy", "jobs": {}}
 
 
-async def metrics() -> str:
-    return "# HELP syncd_up x\n# TYPE syncd_up gauge\nsyncd_up 1\n"
+async def metrics(accept: str) -> tuple[bytes, str]:
+    return b"# HELP syncd_up x\n# TYPE syncd_up gauge\nsyncd_up 1\n", CONTENT_TYPE
 
 
 @pytest.fixture

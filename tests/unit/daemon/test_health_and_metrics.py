@@ -1,12 +1,15 @@
-"""/healthz's rule and the Prometheus text rendering (pure parts of syncd.web)."""
+"""/healthz's rule and the metric families syncd puts on its registry (pure parts of syncd.web)."""
 
 from __future__ import annotations
 
-import math
-import re
+from prometheus_client import REGISTRY
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.web.health import JobRuns, evaluate, max_success_age
-from syncd.web.metrics import Family, RunStats, escape_label, families, format_value, render
+from syncd.web.metrics import CONTENT_TYPE, DaemonMetrics, RunStats, Scrape, families
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def test_success_age_allows_three_periods_plus_a_whole_run() -> None:
@@ -42,14 +45,48 @@ def test_a_freshly_started_daemon_is_healthy_until_its_jobs_had_their_chance() -
     assert not healthy
 
 
-def test_label_values_and_numbers_follow_the_exposition_format() -> None:
-    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
-    assert format_value(3.0) == "3"
-    assert format_value(0.25) == "0.25"
-    assert format_value(math.inf) == "+Inf"
-    assert format_value(math.nan) == "NaN"
-    text = render([Family("x_total", "counter", "Help.", [("", (("job", 'we"ird'),), 2)])])
-    assert text == '# HELP x_total Help.\n# TYPE x_total counter\nx_total{job="we\\"ird"} 2\n'
+# Every syncd metric: (type, label names), as the hand-written renderer had them. Dashboards and
+# alerts are built on these; changing one is a breaking change for operators.
+CONTRACT = {
+    "syncd_up": ("gauge", ()),
+    "syncd_runs_total": ("counter", ("job", "status")),
+    "syncd_contacts_total": ("counter", ("job", "action")),
+    "syncd_api_calls_total": ("counter", ("job",)),
+    "syncd_api_errors_total": ("counter", ("job", "code")),
+    "syncd_run_duration_seconds": ("histogram", ("job",)),
+    "syncd_last_run_duration_seconds": ("gauge", ("job",)),
+    "syncd_job_running": ("gauge", ("job",)),
+    "syncd_last_success_timestamp_seconds": ("gauge", ("job",)),
+}
+
+
+def served(metrics: DaemonMetrics, scrape: Scrape) -> Series:
+    body, content_type = metrics.expose(scrape)
+    assert content_type == CONTENT_TYPE
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
+def test_every_family_keeps_its_name_type_and_labels() -> None:
+    stats = RunStats()
+    stats.record("news", "succeeded", {"added": 1, "api_calls": 2}, 1.0, {"retry_later": 1})
+    stats.running["news"] = True
+    got = families(stats, Scrape(("news",), {"news": 1.0}, healthy=True))
+    exposed = {f.name + ("_total" if f.type == "counter" else ""): (f.type, f) for f in got}
+    assert set(exposed) == set(CONTRACT)
+    for name, (kind, labels) in CONTRACT.items():
+        family_kind, family = exposed[name]
+        assert family_kind == kind, name
+        assert family.samples, name
+        for sample in family.samples:
+            assert tuple(k for k in sample.labels if k != "le") == labels, (name, sample)
 
 
 def test_runs_feed_counters_histogram_and_last_success() -> None:
@@ -58,20 +95,72 @@ def test_runs_feed_counters_histogram_and_last_success() -> None:
     stats.record("news", "failed", {"api_calls": 1}, 0.5, {"retry_later": 2, "http_503": 1})
     stats.record("news", "succeeded", {}, 0.5, {"retry_later": 1})
     stats.record("news", "busy", {}, 0.0)
-    text = render(families(stats, ["news"], {"news": 1700000000.0}, healthy=True))
-    assert 'syncd_runs_total{job="news",status="succeeded"} 2' in text
-    assert 'syncd_runs_total{job="news",status="busy"} 1' in text
-    assert 'syncd_contacts_total{job="news",action="added"} 3' in text
-    assert 'syncd_api_calls_total{job="news"} 8' in text
-    assert 'syncd_api_errors_total{job="news",code="retry_later"} 3' in text
-    assert 'syncd_api_errors_total{job="news",code="http_503"} 1' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="1"} 2' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="5"} 3' in text
-    assert 'syncd_run_duration_seconds_bucket{job="news",le="+Inf"} 3' in text
-    assert 'syncd_run_duration_seconds_count{job="news"} 3' in text
-    assert 'syncd_run_duration_seconds_sum{job="news"} 3.5' in text
-    assert 'syncd_last_success_timestamp_seconds{job="news"} 1700000000' in text
-    assert "syncd_up 1" in text
-    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"\\]*(\\.[^"\\]*)*",?)*\})? [-+0-9.eInfNa]+$')
-    for line in text.splitlines():
-        assert line.startswith("# ") or sample.match(line), line
+    series = served(DaemonMetrics(stats), Scrape(("news",), {"news": 1700000000.0}, healthy=True))
+    assert series[key("syncd_runs_total", job="news", status="succeeded")] == 2
+    assert series[key("syncd_runs_total", job="news", status="busy")] == 1
+    assert series[key("syncd_contacts_total", job="news", action="added")] == 3
+    assert series[key("syncd_contacts_total", job="news", action="quarantined")] == 0
+    assert series[key("syncd_api_calls_total", job="news")] == 8
+    assert series[key("syncd_api_errors_total", job="news", code="retry_later")] == 3
+    assert series[key("syncd_api_errors_total", job="news", code="http_503")] == 1
+    bucket = "syncd_run_duration_seconds_bucket"
+    assert series[key(bucket, job="news", le="1.0")] == 2
+    assert series[key(bucket, job="news", le="5.0")] == 3
+    assert series[key(bucket, job="news", le="+Inf")] == 3
+    assert series[key("syncd_run_duration_seconds_count", job="news")] == 3
+    assert series[key("syncd_run_duration_seconds_sum", job="news")] == 3.5
+    assert series[key("syncd_last_run_duration_seconds", job="news")] == 0.5
+    assert series[key("syncd_job_running", job="news")] == 0
+    assert series[key("syncd_last_success_timestamp_seconds", job="news")] == 1700000000
+    assert series[key("syncd_up")] == 1
+    assert not any(name.endswith("_created") for name, _ in series)  # no per-series timestamps
+
+
+def test_configured_jobs_get_zero_series_and_removed_jobs_keep_their_counters() -> None:
+    stats = RunStats()
+    stats.record("gone", "succeeded", {"api_calls": 4}, 1.0)
+    series = served(DaemonMetrics(stats), Scrape(("new",), {"new": None}, healthy=False))
+    assert series[key("syncd_up")] == 0
+    assert series[key("syncd_api_calls_total", job="new")] == 0
+    assert series[key("syncd_run_duration_seconds_count", job="new")] == 0
+    assert series[key("syncd_job_running", job="new")] == 0
+    assert key("syncd_api_calls_total", job="gone") not in series  # per configured job
+    assert series[key("syncd_runs_total", job="gone", status="succeeded")] == 1
+    assert not any(name == "syncd_last_success_timestamp_seconds" for name, _ in series)
+    assert not any(name == "syncd_last_run_duration_seconds" for name, _ in series)
+
+
+def test_label_values_are_escaped_by_the_library_and_read_back_intact() -> None:
+    odd = 'we"ird\\job\nname'
+    stats = RunStats()
+    stats.record(odd, "succeeded", {}, 1.0)
+    series = served(DaemonMetrics(stats), Scrape((odd,), {}, healthy=True))
+    assert series[key("syncd_runs_total", job=odd, status="succeeded")] == 1
+
+
+def test_openmetrics_is_served_when_the_scraper_asks_for_it() -> None:
+    stats = RunStats()
+    stats.record("news", "succeeded", {"added": 1}, 1.0)
+    metrics = DaemonMetrics(stats)
+    body, content_type = metrics.expose(
+        Scrape(("news",), {}, healthy=True), "application/openmetrics-text; version=1.0.0"
+    )
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    runs = {f.name: f for f in parse_openmetrics(text)}["syncd_runs"]
+    assert runs.type == "counter"
+    assert [(s.name, s.value) for s in runs.samples] == [("syncd_runs_total", 1)]
+
+
+def test_each_daemon_has_its_own_registry_with_the_process_collectors() -> None:
+    first, second = DaemonMetrics(), DaemonMetrics()
+    first.stats.record("news", "succeeded", {}, 1.0)
+    a = served(first, Scrape(("news",), {}, healthy=True))
+    b = served(second, Scrape(("news",), {}, healthy=True))
+    assert key("syncd_runs_total", job="news", status="succeeded") in a
+    assert not any(name == "syncd_runs_total" for name, _ in b)
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+        assert any(n == name for n, _ in a), name
+    assert any(n == "python_info" for n, _ in a)
+    assert REGISTRY.get_sample_value("syncd_up") is None  # nothing leaks into the global one

@@ -126,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("contact", metavar="EMAIL|PHONE", help="the contact's email or phone")
     p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p = command("plan", _plan, "a dry run that stores the complete plan (apply executes it)")
+    p.add_argument("--job", action="append", metavar="NAME", help="the job to plan")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write it as JSON lines (.gz)")
+    p.add_argument(
+        "--allow-mass-delete", action="store_true", help="the deletions were reviewed: apply them"
+    )
+    p = command("apply", _apply, "execute exactly a stored plan; what changed since is drift")
+    p.add_argument("plan_id", type=_positive_int, metavar="PLAN", help="the plan's id")
     p = command("status", _status, "per job: schedule, last run, last success, next run, counts")
     p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
+    command("alert-test", _alert_test, "send a sample alert to every configured channel")
     return parser
 
 
@@ -232,6 +241,23 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from syncd.plans import make_plan, planning_job
+
+    cfg = _load(args)
+    job = planning_job(cfg, args.job)
+    require_api_key(cfg)
+    return _run_async(make_plan(cfg, job, out=args.out, allow_mass_delete=args.allow_mass_delete))
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from syncd.plans import apply_plan
+
+    cfg = _load(args)
+    require_api_key(cfg)
+    return _run_async(apply_plan(cfg, args.plan_id))
+
+
 def _status(args: argparse.Namespace) -> int:
     from syncd.status import gather, render
 
@@ -239,6 +265,23 @@ def _status(args: argparse.Namespace) -> int:
     jobs = select_jobs(cfg, args.job)
     print(render(_run_async(gather(cfg, jobs)), as_json=args.json))
     return EXIT_OK
+
+
+def _alert_test(args: argparse.Namespace) -> int:
+    from syncd.alerts import AlertEngine
+
+    alerts = _load(args).alerts
+    if alerts is None:
+        raise ConfigError("no [alerts] section: no alert channel to test")
+
+    async def send() -> dict[str, bool]:
+        async with AlertEngine(alerts) as engine:
+            return await engine.send_test()
+
+    results = _run_async(send())
+    for channel, ok in results.items():
+        print(f"{'ok' if ok else 'FAIL':<4} {channel}" + ("" if ok else ": see the log"))
+    return EXIT_OK if all(results.values()) else EXIT_FAILED
 
 
 # --- sync ----------------------------------------------------------------------------------

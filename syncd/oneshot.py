@@ -17,6 +17,7 @@ from syncd.config import Config, JobConfig
 from syncd.logs import redact
 
 if TYPE_CHECKING:
+    from syncd.alerts import AlertEngine
     from syncd.reconcile import RunOutcome
 
 EXIT_OK = 0
@@ -41,7 +42,10 @@ log = structlog.get_logger(__name__)
 async def sync_jobs(
     cfg: Config, jobs: Sequence[JobConfig], *, dry_run: bool, allow_mass_delete: bool
 ) -> int:
-    """Run the jobs one after the other; SIGTERM/SIGINT finish the current batches and stop."""
+    """Run the jobs one after the other; SIGTERM/SIGINT finish the current batches and stop.
+    With [alerts], each run's state change is alerted on; alerts still going out are waited for
+    (up to the engine's deadline) before the command ends."""
+    from syncd.alerts import AlertEngine
     from syncd.api import SelzyClient
     from syncd.db import create_pool
     from syncd.reconcile import RunServices, run_job
@@ -49,9 +53,10 @@ async def sync_jobs(
     stop = asyncio.Event()
     outcomes: list[RunOutcome] = []
     pool = await create_pool(cfg.database)
+    alerts = AlertEngine(cfg.alerts, pool) if cfg.alerts and not dry_run else None
     try:
         # every job's table and columns are verified before anything is written anywhere
-        await _verify_sources(cfg, jobs)
+        await verify_job_sources(cfg, jobs)
         with stop_on_signals(stop):
             async with SelzyClient(cfg.selzy) as client:
                 services = RunServices(config=cfg, pool=pool, client=client)
@@ -69,15 +74,26 @@ async def sync_jobs(
                     )
                     outcomes.append(outcome)
                     print(format_outcome(outcome, dry_run=dry_run), flush=True)
+                    await _alert(alerts, outcome)
     finally:
-        await pool.close()
+        try:
+            if alerts is not None:
+                await alerts.aclose()
+        finally:
+            await pool.close()
     codes = [OUTCOME_EXIT.get(o.status, EXIT_FAILED) for o in outcomes]
     if len(outcomes) < len(jobs):
         codes.append(EXIT_FAILED)  # a job was skipped because a stop was requested
     return worst(codes)
 
 
-async def _verify_sources(cfg: Config, jobs: Sequence[JobConfig]) -> None:
+async def _alert(alerts: AlertEngine | None, outcome: RunOutcome) -> None:
+    """Alert on what the run changed (a dry run or a busy job changes nothing)."""
+    if alerts is not None and outcome.run_id is not None and not outcome.dry_run:
+        await alerts.after_run(outcome.job, outcome.run_id)
+
+
+async def verify_job_sources(cfg: Config, jobs: Sequence[JobConfig]) -> None:
     """ConfigError listing every missing table/column of every job, before any job starts."""
     from syncd.db import connect, verify_sources
 

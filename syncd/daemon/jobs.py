@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +27,11 @@ log = structlog.get_logger(__name__)
 # backstop a little later, for a run that hangs where run_job cannot see it.
 TIMEOUT_GRACE = 30.0
 STUCK_GRACE = 60.0  # seconds past the backstop after which a run that did not end counts as stuck
+
+
+# What the daemon does after each run that ran (alerts on a state change, the next run time
+# for `syncd status`); it must never raise.
+AfterRun = Callable[[JobConfig, RunOutcome], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -52,11 +57,13 @@ class JobRunner:
         stop: asyncio.Event,
         stats: RunStats,
         on_finished: Callable[[], None] = lambda: None,
+        after_run: AfterRun | None = None,
     ) -> None:
         self._services = services
         self._stop = stop
         self.stats = stats
         self._on_finished = on_finished
+        self._after_run = after_run
         self.jobs: Mapping[str, JobConfig] = {}
         self.in_flight: dict[str, InFlight] = {}
         self.last: dict[str, LastRun] = {}
@@ -96,6 +103,8 @@ class JobRunner:
             status, counts, api_errors = outcome.status, outcome.counts, outcome.api_errors
             if status == "busy":
                 log.info("run_skipped", job=job.name, trigger=trigger, reason="busy")
+            elif self._after_run is not None:
+                await self._after_run(job, outcome)  # alerts, the recorded schedule; never raises
         except TimeoutError:
             if not deadline.expired():
                 log.error("run_crashed", job=job.name, trigger=trigger, error="TimeoutError")

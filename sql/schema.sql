@@ -50,7 +50,9 @@ CREATE TABLE syncd.runs (
     planned           jsonb NOT NULL DEFAULT '{}',      -- the plan's counts per action
     timings           jsonb NOT NULL DEFAULT '{}',      -- seconds per phase
     blocked_reason    text,
-    error             text
+    error             text,
+    plan_id           bigint,                           -- the plan a `plan`/`apply` run made/applied
+    drift             integer NOT NULL DEFAULT 0        -- apply: contacts whose decision changed
 );
 CREATE INDEX runs_job_id_idx ON syncd.runs (job, id DESC);
 CREATE INDEX runs_running_idx ON syncd.runs (job) WHERE status = 'running';
@@ -174,5 +176,68 @@ CREATE TABLE syncd.history (
 CREATE INDEX history_job_key_idx ON syncd.history (job, key, id);
 CREATE INDEX history_at_idx ON syncd.history (at);  -- pruning
 
+-- Binding plans: `syncd plan` keeps every contact's action, `syncd apply` executes exactly that.
+CREATE TABLE syncd.plans (
+    id                 bigserial PRIMARY KEY,
+    job                text NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    run_id             bigint NOT NULL,   -- the dry run that made it
+    config_hash        text NOT NULL,     -- of the job's configuration (syncd.reconcile.plans)
+    allow_mass_delete  boolean NOT NULL DEFAULT false,  -- made with --allow-mass-delete
+    blocked_reason     text,              -- what the guards said of it
+    counts             jsonb NOT NULL DEFAULT '{}',  -- rows per action
+    applied_run        bigint,            -- the run that applied it (once)
+    applied_at         timestamptz
+);
+CREATE INDEX plans_job_idx ON syncd.plans (job, id DESC);
+
+CREATE TABLE syncd.plan_rows (
+    plan_id      bigint NOT NULL REFERENCES syncd.plans (id) ON DELETE CASCADE,
+    seq          bigint NOT NULL,
+    key          text NOT NULL,
+    action       text NOT NULL,
+    reason       text NOT NULL,
+    vals         text[],
+    fingerprint  bigint,
+    PRIMARY KEY (plan_id, seq)
+);
+CREATE INDEX plan_rows_key_idx ON syncd.plan_rows (plan_id, key);
+
+-- Selzy's event webhooks (migration 0005): each verified event as received, and the contacts
+-- of each job with events not applied yet.
+CREATE TABLE syncd.events (
+    id           bigserial PRIMARY KEY,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    digest       bytea NOT NULL,    -- SHA-256 of the event (name, time, data): a replay is stored once
+    event_name   text NOT NULL,     -- subscribe | unsubscribe
+    event_time   timestamptz,       -- as Selzy sent it (read as UTC); NULL when unparsable
+    email        text NOT NULL,     -- the address, as sent
+    key          text NOT NULL,     -- syncd.email_key(email)
+    list_ids     bigint[],          -- the lists the event names; NULL: it names none
+    data         jsonb NOT NULL,    -- the event as received
+    routed_at    timestamptz        -- when the worker queued it for the jobs it concerns
+);
+CREATE UNIQUE INDEX events_digest_idx ON syncd.events (digest);
+CREATE INDEX events_pending_idx ON syncd.events (id) WHERE routed_at IS NULL;
+CREATE INDEX events_received_idx ON syncd.events (received_at);  -- pruning
+
+-- The contacts of each job with events not applied yet: one row per (job, key), however many
+-- events came. `version` is new (from one sequence) with every later event, so an apply that
+-- fetched the contact before a newer event arrived leaves the row for another look.
+CREATE SEQUENCE syncd.event_queue_version_seq;
+CREATE TABLE syncd.event_queue (
+    job               text NOT NULL,
+    key               text NOT NULL,
+    email             text NOT NULL,         -- the address getContact is asked about
+    version           bigint NOT NULL DEFAULT nextval('syncd.event_queue_version_seq'),
+    events            integer NOT NULL DEFAULT 1,   -- events folded into the row
+    last_event        text NOT NULL,         -- the newest event's name
+    last_event_id     bigint NOT NULL,
+    queued_at         timestamptz NOT NULL DEFAULT now(),
+    last_received_at  timestamptz NOT NULL,  -- when the newest event arrived (a run started later covers it)
+    PRIMARY KEY (job, key)
+);
+
 INSERT INTO syncd.migrations (version, name)
-VALUES (1, 'create_schema'), (2, 'create_contact_ledger'), (3, 'create_history');
+VALUES (1, 'create_schema'), (2, 'create_contact_ledger'), (3, 'create_history'),
+       (4, 'create_plans'), (5, 'create_events');

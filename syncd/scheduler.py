@@ -42,7 +42,7 @@ CRON_PERIOD_PROBES = 4  # fire times sampled to estimate a cron schedule's short
 _DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _DOW_TOKEN = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/([0-9]+))?$")
 
-RunJob = Callable[[str, str], Awaitable[None]]  # (job name, trigger "schedule"|"startup")
+RunJob = Callable[[str, str], Awaitable[None]]  # (job name, trigger "schedule"|"startup"|"events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,20 +225,21 @@ class JobScheduler:
             jitter_s=round(plan.jitter_seconds, 3),
         )
 
-    def run_now(self, job_name: str) -> None:
-        """One extra run now (start-up runs); its own id, so it never replaces the schedule."""
+    def run_now(self, job_name: str, trigger: str = "startup") -> None:
+        """One extra run now (start-up runs; `events`: an event backlog's early run); its own id
+        per trigger, so it never replaces the schedule."""
         self._scheduler.add_job(
             self._run,
             trigger=DateTrigger(run_date=datetime.now(UTC), timezone=UTC),
-            args=(job_name, "startup"),
-            id=f"{job_name}@startup",
-            name=f"{job_name}@startup",
+            args=(job_name, trigger),
+            id=f"{job_name}@{trigger}",
+            name=f"{job_name}@{trigger}",
             misfire_grace_time=None,
             replace_existing=True,
         )
 
     def remove_job(self, job_name: str) -> None:
-        for job_id in (job_name, f"{job_name}@startup"):
+        for job_id in (job_name, f"{job_name}@startup", f"{job_name}@events"):
             if self._scheduler.get_job(job_id) is not None:
                 self._scheduler.remove_job(job_id)
         self._plans.pop(job_name, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Self, TypeVar
@@ -34,9 +34,18 @@ from syncd.api.transport import (
     open_get,
     post_form,
 )
-from syncd.api.types import ContactInfo, FieldInfo, ImportResult, ListInfo, TaskResult
+from syncd.api.types import (
+    ContactInfo,
+    FieldInfo,
+    HookInfo,
+    ImportResult,
+    ListInfo,
+    TaskResult,
+)
 from syncd.config import SelzyConfig
 from syncd.errors import ApiError, ConfigError, SelzyError, TransportError
+
+NOT_FOUND_CODE = "unspecified"  # getContact's code for an unknown address (selzy-api.md §6.1)
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +141,43 @@ class SelzyClient:
             "include_fields": True,
         }
         return results.parse_contact(await self._call("getContact", params))
+
+    async def find_contact(self, email: str) -> ContactInfo | None:
+        """getContact, with None for an address Selzy does not know (its error envelope with
+        code `unspecified`, which is what the not-found answer carries: selzy-api.md §6.1)."""
+        try:
+            return await self.get_contact(email)
+        except SelzyError as exc:
+            if type(exc) is SelzyError and exc.code == NOT_FOUND_CODE:
+                return None
+            raise
+
+    async def set_hook(
+        self,
+        hook_url: str,
+        events: Mapping[str, str],
+        *,
+        event_format: str = "json_post",
+        single_event: bool = False,
+        status: str | None = None,
+    ) -> HookInfo | None:
+        """Register (or replace: `hook_url` is the identity) an event handler; `events` maps
+        event name -> `*` or a list id filter; `status="active"` re-enables a stopped one.
+        Returns the handler when the answer shows it (its shape is undocumented)."""
+        params: dict[str, FormValue] = {
+            "hook_url": hook_url,
+            "events": dict(events),
+            "event_format": event_format,
+            "single_event": single_event or None,
+            "status": status,
+        }
+        return results.parse_hook(await self._call("setHook", params), method="setHook")
+
+    async def list_hooks(self) -> list[HookInfo]:
+        return results.parse_hooks(await self._call("listHooks", {}))
+
+    async def remove_hook(self, hook_url: str) -> None:
+        await self._call("removeHook", {"hook_url": hook_url})
 
     async def import_contacts(
         self,

@@ -13,6 +13,7 @@ from syncd.api.types import (
     ContactInfo,
     ContactList,
     FieldInfo,
+    HookInfo,
     ImportLogEntry,
     ImportResult,
     ListInfo,
@@ -70,6 +71,39 @@ def parse_contact(result: object, *, method: str = "getContact") -> ContactInfo:
             for name, value in _object(fields, method, "result.fields").items()
         },
     )
+
+
+def parse_hook(result: object, *, method: str = "setHook") -> HookInfo | None:
+    """One handler (setHook's answer, a listHooks item); None when the answer is not one (the
+    shape of setHook's answer is undocumented: §11.1)."""
+    if not isinstance(result, dict) or not isinstance(result.get("hook_url"), str):
+        return None
+    status = result.get("status")
+    events = result.get("events")
+    return HookInfo(
+        hook_url=result["hook_url"],
+        status=status if isinstance(status, str) else "",
+        events=(
+            {str(name): str(rule) for name, rule in events.items()}
+            if isinstance(events, dict)
+            else {}
+        ),
+    )
+
+
+def parse_hooks(result: object, *, method: str = "listHooks") -> list[HookInfo]:
+    """listHooks: an array of handlers, each with at least `hook_url` (the documented gap:
+    §11.1; this is the sandbox's shape, and what public receivers expect)."""
+    hooks = []
+    for i, item in enumerate(_objects(result, method)):
+        hook = parse_hook(item, method=method)
+        if hook is None:
+            raise ProtocolError(
+                f"{method}: result[{i}].hook_url is {_kind(item.get('hook_url'))}, not a string",
+                method=method,
+            )
+        hooks.append(hook)
+    return hooks
 
 
 def parse_import(result: object, *, rows: int, method: str = "importContacts") -> ImportResult:

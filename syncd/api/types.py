@@ -45,6 +45,21 @@ class ContactInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class HookInfo:
+    """One event webhook handler (setHook / listHooks; selzy-api.md §11.1). `hook_url` is its
+    identity; `status` is `active`, `stopped` (Selzy gave up delivering), or anything new;
+    `events` maps event name -> `*` or a list filter, as far as the answer shows it."""
+
+    hook_url: str
+    status: str
+    events: Mapping[str, str]
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
 class ImportLogEntry:
     """A per-row problem reported by importContacts; `index` is 0-based into the submitted rows."""
 

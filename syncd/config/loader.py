@@ -5,6 +5,7 @@ problem found; the Config is built only when nothing was wrong. No network, no d
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from syncd.config.jobs import read_jobs
 from syncd.config.model import (
     DEFAULT_CONFIG_PATH,
+    AlertsConfig,
     Config,
     DatabaseConfig,
     LogConfig,
@@ -65,6 +67,7 @@ def parse_config(
     log = _read_log(root.table("log"))
     webhook = _read_webhook(root.table("webhook")) if "webhook" in data else None
     metrics = _read_metrics(root.table("metrics")) if "metrics" in data else None
+    alerts = _read_alerts(root.table("alerts")) if "alerts" in data else None
     jobs = read_jobs(root)
     root.finish()
     if problems:
@@ -75,6 +78,7 @@ def parse_config(
         log=log,
         webhook=webhook,
         metrics=metrics,
+        alerts=alerts,
         jobs=jobs,
         path=path,
     )
@@ -176,6 +180,8 @@ def _read_database(t: Table) -> DatabaseConfig:
         pool_size=t.integer("pool_size", d["pool_size"], low=1, high=100),
         connect_timeout=t.number("connect_timeout", d["connect_timeout"], above=0),
         statement_timeout=t.number("statement_timeout", d["statement_timeout"], low=0),
+        acquire_timeout=t.number("acquire_timeout", d["acquire_timeout"], above=0),
+        lock_timeout=t.number("lock_timeout", d["lock_timeout"], low=0),
     )
     t.finish()
     return database
@@ -200,6 +206,8 @@ def _read_webhook(t: Table) -> WebhookConfig:
         listen=listen,
         public_url=public_url,
         max_body_bytes=t.integer("max_body_bytes", d["max_body_bytes"], low=1024),
+        events=t.boolean("events", d["events"]),
+        max_event_body_bytes=t.integer("max_event_body_bytes", d["max_event_body_bytes"], low=1024),
     )
     t.finish()
     return webhook
@@ -211,3 +219,49 @@ def _read_metrics(t: Table) -> MetricsConfig:
         t.add("listen", problem)
     t.finish()
     return MetricsConfig(listen=listen)
+
+
+def _read_alerts(t: Table) -> AlertsConfig:
+    """[alerts]: a webhook URL and/or a command. Problems never echo the URL (it holds a token)."""
+    d = field_defaults(AlertsConfig)
+    url = t.text("webhook_url", None)
+    if url is not None and (problem := _webhook_url_problem(url)):
+        t.add("webhook_url", problem)
+    command = t.text("command", None)
+    if command is not None and (problem := _command_problem(command)):
+        t.add("command", problem)
+    if "webhook_url" not in t.data and "command" not in t.data:
+        t.problems.append(f"{t.path}: no channel: set webhook_url, command or both")
+    alerts = AlertsConfig(
+        webhook_url=Secret(url) if url else None,
+        command=command or None,
+        quarantine_alert=t.integer("quarantine_alert", d["quarantine_alert"], low=1),
+        rejected_alert_fraction=t.number(
+            "rejected_alert_fraction", d["rejected_alert_fraction"], above=0, high=1
+        ),
+        timeout=t.number("timeout", d["timeout"], above=0, high=300),
+        attempts=t.integer("attempts", d["attempts"], low=1, high=20),
+    )
+    t.finish()
+    return alerts
+
+
+def _webhook_url_problem(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
+        return "expected an http:// or https:// URL with a host"
+    if parts.fragment:
+        return "must not contain a fragment"
+    return ""
+
+
+def _command_problem(command: str) -> str:
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:  # unbalanced quotes; the message names no part of the command
+        return f"cannot be split into words like a shell would: {exc}"
+    return "" if words else "is empty (omit it to send no alert to a command)"

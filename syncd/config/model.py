@@ -66,8 +66,10 @@ class SelzyConfig:
 class DatabaseConfig:
     dsn: Secret | None = None  # None: libpq PG* environment variables apply
     pool_size: int = 4
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # seconds to open a connection
     statement_timeout: float = 0.0  # seconds, 0 = server default
+    acquire_timeout: float = 10.0  # seconds to wait for a connection of the pool
+    lock_timeout: float = 30.0  # seconds a statement waits for a lock (row, table); 0 = no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,20 @@ class WebhookConfig:
     listen: str = "127.0.0.1:8089"  # host:port the daemon serves the callback on
     public_url: str = ""  # the URL Selzy can reach; per-task tokens are appended to it
     max_body_bytes: int = 65536
+    events: bool = False  # register with setHook and apply Selzy's unsubscribe/subscribe events
+    max_event_body_bytes: int = 4 * 1024 * 1024  # an event POST may batch many events
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """[alerts]: where an alert goes (at least one channel) and when a count is worth one."""
+
+    webhook_url: Secret | None = None  # POSTs {"text": ...}; a secret: such URLs carry a token
+    command: str | None = None  # run with the alert as JSON on stdin (split like a shell)
+    quarantine_alert: int = 100  # alert when a run finds this many quarantined contacts
+    rejected_alert_fraction: float = 0.05  # alert when a run's rejected rows exceed this share
+    timeout: float = 10.0  # seconds per delivery attempt
+    attempts: int = 5  # delivery attempts per alert and channel, including the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +132,9 @@ class JobConfig:
     quarantine_after: int = 3  # consecutive rejected runs before a contact is quarantined
     run_timeout: float = 3600.0  # seconds; a run that takes longer is cancelled and marked failed
     run_at_start: bool = False  # the daemon runs the job once when it starts
+    history_days: int = 400  # syncd.history rows of the job are kept this long
+    plan_max_age: float = 86400.0  # seconds: `syncd apply` refuses an older plan
+    event_backlog_run: int = 500  # queued event contacts past which an early run is asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,5 +144,6 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     webhook: WebhookConfig | None = None
     metrics: MetricsConfig | None = None
+    alerts: AlertsConfig | None = None
     jobs: tuple[JobConfig, ...] = ()
     path: Path | None = None  # where it was loaded from

@@ -18,12 +18,12 @@ from aiohttp import web
 
 from syncd.errors import ConfigError, SyncdError
 from syncd.web.callbacks import CallbackRegistry, Verdict
-from syncd.web.metrics import CONTENT_TYPE
+from syncd.web.events import EventReceiver
 
 log = structlog.get_logger(__name__)
 
 HealthSource = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
-MetricsSource = Callable[[], Awaitable[str]]
+MetricsSource = Callable[[str], Awaitable[tuple[bytes, str]]]  # Accept header -> body, type
 SHUTDOWN_TIMEOUT = 5.0  # seconds to let open HTTP requests finish on stop
 DEFAULT_MAX_BODY = 1024 * 1024  # for listeners without callbacks (they take no bodies anyway)
 
@@ -67,8 +67,10 @@ class WebServer:
         callbacks: CallbackRegistry | None = None,
         public_url: str = "",
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        events: EventReceiver | None = None,
     ) -> None:
         self._listeners = listeners
+        self._events = events  # served beside the callbacks (`<prefix>/events/<secret>`)
         self._health = health
         self._metrics = metrics
         self._callbacks = callbacks
@@ -85,6 +87,8 @@ class WebServer:
         app.router.add_get("/metrics", self._metrics_handler)
         if with_callbacks and self._callbacks is not None:
             app.router.add_post(self._prefix + "/{token}", self._callback)
+        if with_callbacks and self._events is not None:
+            self._events.add_routes(app)
         return app
 
     async def start(self) -> None:
@@ -131,8 +135,8 @@ class WebServer:
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
-        text = await self._metrics()
-        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+        body, content_type = await self._metrics(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _callback(self, request: web.Request) -> web.Response:
         assert self._callbacks is not None  # the route exists only with callbacks  # noqa: S101

@@ -146,6 +146,8 @@ WRONG_TYPES = [
     ("webhook.listen", 8089, "expected a string, got integer"),
     ("webhook.public_url", 1, "expected a string, got integer"),
     ("webhook.max_body_bytes", 1.5, "expected an integer, got float"),
+    ("webhook.events", "yes", "expected a boolean, got string"),
+    ("webhook.max_event_body_bytes", "4M", "expected an integer, got string"),
     ("metrics.listen", 9108, "expected a string, got integer"),
     ("jobs.name", 1, "expected a string, got integer"),
     ("jobs.list_id", "7", "expected an integer, got string"),
@@ -167,6 +169,7 @@ WRONG_TYPES = [
     ("jobs.quarantine_after", False, "expected an integer, got boolean"),
     ("jobs.run_timeout", "1h", "expected a number, got string"),
     ("jobs.run_at_start", 1, "expected a boolean, got integer"),
+    ("jobs.event_backlog_run", 0.5, "expected an integer, got float"),
 ]
 
 

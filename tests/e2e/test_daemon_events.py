@@ -1,0 +1,163 @@
+"""The daemon with `[webhook] events = true`, in the test's event loop (real PostgreSQL, the real
+sandbox delivering webhooks over HTTP): it registers its event URL, an unsubscribe in Selzy is
+written back within seconds without a run, a forged event changes nothing, and a backlog past
+event_backlog_run becomes one early run (trigger `events`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from syncd.config import Config, DatabaseConfig, JobConfig, Schedule, WebhookConfig
+from syncd.daemon.lifecycle import Daemon
+from syncd.db import Connection, connect
+from syncd.events.address import event_address
+from syncd.sandbox.payload import signed
+from tests.e2e.test_daemon import wait_until
+from tests.fixtures.sandbox import API_KEY, SandboxHandle, free_port
+from tests.integration.sandbox.conftest import FAST_HOOKS
+
+pytestmark = pytest.mark.timeout(60)
+
+EMAILS = [f"user{i}@example.com" for i in range(3)]
+
+
+@pytest.fixture
+async def db(db_config: DatabaseConfig) -> Any:
+    conn = await connect(db_config)
+    await conn.execute(
+        "CREATE TABLE public.contacts (id serial PRIMARY KEY, email text NOT NULL,"
+        " selzy_list_status text)"
+    )
+    await conn.executemany(
+        "INSERT INTO public.contacts (email) VALUES ($1)", [(e,) for e in EMAILS]
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def config(db: Connection, db_config: DatabaseConfig, sandbox: SandboxHandle) -> Config:
+    await sandbox.settings(**FAST_HOOKS)
+    list_id = await sandbox.create_list("Newsletter")
+    await sandbox.upsert_contacts([{"email": e, "email_list_ids": [list_id]} for e in EMAILS])
+    port = free_port()
+    job = JobConfig(
+        name="news",
+        list_id=list_id,
+        table="public.contacts",
+        match="email",
+        schedule=Schedule("every 1h", interval_seconds=3600),  # only the start-up run
+        fields={"email": "email"},
+        writeback={"list_status": "selzy_list_status"},
+        run_at_start=True,
+        run_timeout=20,
+    )
+    webhook = WebhookConfig(
+        listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}/selzy-callback",
+        events=True,
+    )
+    return Config(selzy=sandbox.config, database=db_config, webhook=webhook, jobs=(job,))
+
+
+async def list_statuses(db: Connection) -> dict[str, str | None]:
+    rows = await db.fetch("SELECT email, selzy_list_status FROM public.contacts")
+    return {r["email"]: r["selzy_list_status"] for r in rows}
+
+
+async def runs(db: Connection) -> list[tuple[str, str]]:
+    rows = await db.fetch("SELECT trigger, status FROM syncd.runs ORDER BY id")
+    return [(r["trigger"], r["status"]) for r in rows]
+
+
+async def started(config: Config, db: Connection, sandbox: SandboxHandle) -> tuple[Daemon, Any]:
+    daemon = Daemon(config, None, environ={})
+    task = asyncio.create_task(daemon.run())
+
+    async def ready() -> bool:
+        hooks = await sandbox.hooks()
+        done = await runs(db) == [("startup", "succeeded")]
+        return done and [h["status"] for h in hooks] == ["active"]
+
+    await wait_until(ready, within=20, what="the start-up run and the hook registration")
+    assert set((await list_statuses(db)).values()) == {"subscribed"}
+    return daemon, task
+
+
+async def stopped(daemon: Daemon, task: Any) -> int:
+    daemon.request_stop("test")
+    return int(await asyncio.wait_for(task, 30))
+
+
+async def test_an_unsubscribe_in_selzy_is_written_back_within_seconds_without_a_run(
+    config: Config, db: Connection, sandbox: SandboxHandle
+) -> None:
+    daemon, task = await started(config, db, sandbox)
+    try:
+        job = config.jobs[0]
+        await sandbox.call(
+            "unsubscribe", contact_type="email", contact=EMAILS[0], list_ids=job.list_id
+        )
+
+        async def written_back() -> bool:
+            return (await list_statuses(db))[EMAILS[0]] == "unsubscribed"
+
+        await wait_until(written_back, within=5, what="the writeback of the unsubscribe")
+        assert await runs(db) == [("startup", "succeeded")]
+        kinds = await db.fetch("SELECT kind, action FROM syncd.history WHERE kind = 'event'")
+        assert [(k["kind"], k["action"]) for k in kinds] == [("event", "unsubscribe")]
+
+        # a forged event about another contact is refused and changes nothing
+        assert config.webhook is not None
+        address = event_address(config.webhook.public_url, API_KEY)
+        forged = signed(
+            {
+                "login": "x",
+                "event_name": "unsubscribe",
+                "event_time": "2026-01-01 00:00:00",
+                "email": EMAILS[1],
+                "unsubscribed_list_ids": [job.list_id],
+            },
+            "not-the-key",
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(address.url, data=forged) as response,
+        ):
+            assert response.status == 403
+        assert daemon.events is not None
+        assert daemon.events.receiver.stats.rejected == {"forged": 1}
+        await asyncio.sleep(0.3)
+        assert (await list_statuses(db))[EMAILS[1]] == "subscribed"
+    finally:
+        assert await stopped(daemon, task) == 0
+
+
+async def test_a_backlog_past_event_backlog_run_becomes_one_early_run(
+    config: Config, db: Connection, sandbox: SandboxHandle
+) -> None:
+    config = replace(config, jobs=(replace(config.jobs[0], event_backlog_run=1),))
+    daemon, task = await started(config, db, sandbox)
+    try:
+        list_id = config.jobs[0].list_id
+        await sandbox.clear_calls()
+        await sandbox.upsert_contacts(
+            [{"email": e, "email_unsubscribed_list_ids": [list_id]} for e in EMAILS]
+        )
+
+        async def early_run() -> bool:
+            return ("events", "succeeded") in await runs(db)
+
+        await wait_until(early_run, within=15, what="the early run")
+        assert set((await list_statuses(db)).values()) == {"unsubscribed"}
+        assert await sandbox.calls("getContact") == []
+        assert [t for t, _ in await runs(db)] == ["startup", "events"]
+    finally:
+        assert await stopped(daemon, task) == 0

@@ -1,7 +1,7 @@
-"""The daemon's life: start in order (pool -> Selzy client -> callbacks and web -> scheduler),
-serve until a signal or a supervised task's death, stop in reverse within a deadline, and say
-so in one `daemon_stopped` line. Also SIGHUP reloads and the systemd watchdog heartbeat.
-It decides nothing about runs (jobs.py) or timing (syncd.scheduler).
+"""The daemon's life: start in order (pool -> Selzy client -> callbacks and web -> scheduler ->
+event webhook), serve until a signal or a supervised task's death, stop in reverse within a
+deadline, and say so in one `daemon_stopped` line. Also SIGHUP reloads and the systemd watchdog
+heartbeat. It decides nothing about runs (jobs.py) or timing (syncd.scheduler).
 """
 
 from __future__ import annotations
@@ -10,33 +10,46 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from syncd.alerts import AlertEngine
 from syncd.api import SelzyClient
 from syncd.config import Config, JobConfig
 from syncd.daemon.jobs import JobRunner
 from syncd.daemon.reload import diff_jobs, restart_required
 from syncd.daemon.supervisor import Supervisor
-from syncd.db import Pool, connect, create_pool, ensure_schema, verify_sources
+from syncd.db import Database, connect, create_pool, ensure_schema, verify_sources
 from syncd.errors import ConfigError, SyncdError
+from syncd.events.service import EventService
 from syncd.logs import register_secret
-from syncd.reconcile import RunServices
+from syncd.reconcile import RunOutcome, RunServices
 from syncd.scheduler import JobScheduler, TriggerPlan, plan_triggers
 from syncd.systemd import Notifier
 from syncd.web import CallbackRegistry, Listener, RunStats, WebServer, parse_listen
-from syncd.web.health import JobRuns, evaluate, fetch_job_runs, max_success_age
-from syncd.web.metrics import families, render
+from syncd.web.health import (
+    DatabaseGauge,
+    JobRuns,
+    LocalRun,
+    database_unreachable,
+    evaluate,
+    fetch_job_runs,
+    max_success_age,
+)
+from syncd.web.metrics import DaemonMetrics, Scrape
 
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_DEADLINE = 30.0  # seconds a run gets to finish its batches after SIGTERM
 HEARTBEAT_INTERVAL = 5.0  # seconds between liveness checks when systemd asks for no watchdog
+STALE_CHECK_INTERVAL = 60.0  # seconds between checks for jobs without a success for 3 periods
 
 
 class Daemon:
@@ -54,6 +67,9 @@ class Daemon:
         self.notifier = Notifier(os.environ if environ is None else environ)
         self.supervisor = Supervisor()
         self.stats = RunStats()
+        self.exposition = DaemonMetrics(self.stats)  # this daemon's own Prometheus registry
+        self.database_gauge = DatabaseGauge()  # syncd_database_up: did the last health read answer
+        self.exposition.registry.register(self.database_gauge)
         self._stop_requested = asyncio.Event()
         self._run_stop = asyncio.Event()  # handed to every run: finish the batch, mark interrupted
         self._reload_lock = asyncio.Lock()
@@ -61,10 +77,19 @@ class Daemon:
         self._signals = 0
         self._started = time.monotonic()
         self._services: RunServices | None = None
-        self._pool: Pool | None = None
-        self.runner = JobRunner(self._current_services, self._run_stop, self.stats, self._status)
+        self._database: Database | None = None  # the pool's operations (health reads)
+        self.runner = JobRunner(
+            self._current_services,
+            self._run_stop,
+            self.stats,
+            self._status,
+            after_run=self._after_run,
+        )
         self.scheduler = JobScheduler(self.runner.run)
         self.web: WebServer | None = None
+        self.events: EventService | None = None  # [webhook] events = true
+        self.alerts: AlertEngine | None = None  # [alerts]
+        self._holder = f"{socket.gethostname()}:{os.getpid()}"  # who schedules, for syncd status
 
     # -- the whole life -------------------------------------------------------------------------
 
@@ -103,12 +128,23 @@ class Daemon:
         config = self.config
         pool = await create_pool(config.database)
         stack.push_async_callback(pool.close)
-        self._pool = pool
+        self._database = Database(pool)
+        if config.alerts is not None:
+            self.alerts = AlertEngine(config.alerts, pool)
+            stack.push_async_callback(self.alerts.aclose)  # runs before the pool closes
         await self._check_sources(config.jobs)
         client = SelzyClient(config.selzy)
         await stack.enter_async_context(client)
         callbacks = CallbackRegistry(config.webhook.public_url) if config.webhook else None
         self._services = RunServices(config=config, pool=pool, client=client, callbacks=callbacks)
+        if config.webhook is not None and config.webhook.events:
+            self.events = EventService(
+                config,
+                pool=pool,
+                client=client,
+                jobs=lambda: self.config.jobs,
+                request_run=self.request_run,
+            )
         self.web = self._build_web(config, callbacks)
         if self.web is not None:
             stack.push_async_callback(self.web.stop)
@@ -122,7 +158,13 @@ class Daemon:
         for job in config.jobs:
             if job.run_at_start:
                 self.scheduler.run_now(job.name)
+        for job in config.jobs:
+            await self._record_schedule(job.name)
         self.supervisor.spawn("heartbeat", self._heartbeat())
+        if self.alerts is not None:
+            self.supervisor.spawn("alerts-stale", self._watch_stale())
+        if self.events is not None:  # the listener answers GET on the event URL by now
+            self.events.start(self.supervisor.spawn)
 
     async def _wait_for_stop(self) -> None:
         waits = [
@@ -163,6 +205,43 @@ class Daemon:
             log.warning("stop_forced", reason=reason)
             for run in self.runner.in_flight.values():
                 run.task.cancel()
+
+    async def _after_run(self, job: JobConfig, outcome: RunOutcome) -> None:
+        """After each run: alert on a state change, and record when the job runs next."""
+        if self.alerts is not None and outcome.run_id is not None and not outcome.dry_run:
+            await self.alerts.after_run(job.name, outcome.run_id)  # never raises
+        await self._record_schedule(job.name)
+
+    async def _record_schedule(self, job_name: str) -> None:
+        if self._database is None:
+            return
+        when = self.scheduler.next_run_at(job_name)
+        try:
+            await self._database.record_schedule(
+                job_name, datetime.fromisoformat(when) if when else None, self._holder
+            )
+        except SyncdError as exc:  # syncd status shows an older time; the schedule is unaffected
+            log.warning("schedule_record_failed", job=job_name, error=str(exc))
+
+    async def _watch_stale(self) -> None:
+        """Every STALE_CHECK_INTERVAL: an alert when a job has had no success for 3 periods."""
+        while True:
+            await asyncio.sleep(STALE_CHECK_INTERVAL)
+            if self.alerts is None:
+                continue
+            try:
+                runs = await self._job_runs()
+            except SyncdError:
+                continue  # the database is away: /healthz says so; try again next round
+            for run in runs:
+                period = self.scheduler.period_seconds(run.job)
+                if period is not None:
+                    await self.alerts.check_stale(run.job, run.last_success_at, period)
+
+    def request_run(self, job_name: str) -> None:
+        """An early run of the job (the event worker's backlog), unless stopping."""
+        if not self._stop_requested.is_set():
+            self.scheduler.run_now(job_name, trigger="events")
 
     def request_reload(self) -> None:
         if not self._stop_requested.is_set():
@@ -258,25 +337,61 @@ class Daemon:
         return ages
 
     async def _job_runs(self) -> list[JobRuns]:
-        assert self._pool is not None  # noqa: S101
-        return await fetch_job_runs(self._pool, [job.name for job in self.config.jobs])
+        """syncd.runs' view of every job, within HEALTH_TIMEOUT (DatabaseError otherwise)."""
+        assert self._database is not None  # noqa: S101 - the web starts after the pool
+        try:
+            runs = await fetch_job_runs(self._database, [job.name for job in self.config.jobs])
+        except SyncdError as exc:
+            self._database_seen(str(exc))
+            raise
+        self._database_seen(None)
+        return runs
+
+    def _database_seen(self, error: str | None) -> None:
+        """Whether the last read of syncd.runs answered: the gauge, and one line per change."""
+        up = error is None
+        if up != self.database_gauge.up:
+            if up:
+                log.info("database_reachable")
+            else:
+                log.warning("database_unreachable", error=error)
+        self.database_gauge.up = up
+
+    def _local_runs(self) -> dict[str, LocalRun]:
+        local = {}
+        for job in self.config.jobs:
+            last = self.runner.last.get(job.name)
+            local[job.name] = LocalRun(
+                running=job.name in self.runner.in_flight,
+                last_status=last.status if last else None,
+                last_finished_at=last.at if last else None,
+            )
+        return local
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        healthy, body = evaluate(
-            await self._job_runs(), self._max_ages(), time.monotonic() - self._started
-        )
+        """/healthz: 200 when every job is healthy, 503 otherwise, and 503 within HEALTH_TIMEOUT
+        when PostgreSQL does not answer (with what this process knows of each job)."""
+        try:
+            runs = await self._job_runs()
+        except SyncdError as exc:
+            healthy = False
+            body = database_unreachable(self._max_ages(), self._local_runs(), str(exc))
+        else:
+            healthy, body = evaluate(runs, self._max_ages(), time.monotonic() - self._started)
+            body["database"] = "ok"
         body["uptime_s"] = round(time.monotonic() - self._started, 1)
         return healthy, body
 
-    async def metrics(self) -> str:
-        jobs = [job.name for job in self.config.jobs]
+    async def metrics(self, accept: str = "") -> tuple[bytes, str]:
+        """/metrics: (body, Content-Type) in the format `accept` (the Accept header) asks for."""
+        jobs = tuple(job.name for job in self.config.jobs)
         try:
             runs = await self._job_runs()
             healthy, _ = evaluate(runs, self._max_ages(), time.monotonic() - self._started)
         except SyncdError:
             runs, healthy = [], False
         last_success = {r.job: r.last_success_epoch for r in runs}
-        return render(families(self.stats, jobs, last_success, healthy=healthy))
+        return self.exposition.expose(Scrape(jobs, last_success, healthy), accept)
 
     def _build_web(self, config: Config, callbacks: CallbackRegistry | None) -> WebServer | None:
         listeners: list[Listener] = []
@@ -296,6 +411,7 @@ class Daemon:
             callbacks=callbacks,
             public_url=config.webhook.public_url if config.webhook else "",
             max_body_bytes=config.webhook.max_body_bytes if config.webhook else 65536,
+            events=self.events.receiver if self.events is not None else None,
         )
 
 

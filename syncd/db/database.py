@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from syncd.db import push, runs
+from syncd.db import push, runs, status
 from syncd.db.pool import Pool, translating
 from syncd.db.push import Accepted, Rejected
 from syncd.db.runs import OutcomeRow
@@ -153,6 +153,13 @@ class Database:
             message=message,
             batch=batch,
         )
+
+    async def record_schedule(
+        self, job: str, next_run_at: datetime | None, scheduled_by: str
+    ) -> None:
+        """What this daemon says of the job's next run (read by `syncd status`)."""
+        async with self._pool.acquire() as conn:
+            await status.record_schedule(conn, job, next_run_at, scheduled_by)
 
     # -- the daemon's health read ----------------------------------------------------------
 

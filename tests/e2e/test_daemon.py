@@ -250,7 +250,7 @@ def notifications(sock: socket.socket) -> list[str]:
 
 
 async def test_scheduled_runs_happen_are_logged_and_watched(
-    setup: dict[str, Any], sandbox: SandboxHandle
+    setup: dict[str, Any], sandbox: SandboxHandle, db_config: DatabaseConfig
 ) -> None:
     """Runs every second, one run_finished line each; /healthz and /metrics answer with the
     job's state; SIGTERM -> one daemon_stopped line, exit 0."""
@@ -284,6 +284,15 @@ async def test_scheduled_runs_happen_are_logged_and_watched(
     assert served[("syncd_contacts_total", ("action", "added"), ("job", "news"))] == CONTACTS
     assert served[("syncd_last_success_timestamp_seconds", ("job", "news"))] > 0
     assert served[("syncd_run_duration_seconds_count", ("job", "news"))] >= 1
+    # what `syncd status` reads from any host: the daemon recorded when the job runs next
+    conn: Connection = await connect(db_config)
+    try:
+        job = await conn.fetchrow("SELECT next_run_at, scheduled_by FROM syncd.jobs")
+    finally:
+        await conn.close()
+    assert job is not None
+    assert job["next_run_at"] is not None
+    assert job["scheduled_by"].endswith(f":{daemon.pid}")
 
     daemon.signal(signal.SIGTERM)
     assert await daemon.wait_exit() == 0

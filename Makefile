@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup postgres demo check fmt lint types test bench clean
+.PHONY: setup postgres demo check fmt lint types docs test bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ postgres:
 demo: setup postgres  ## set up, then run the main job against the sandbox and a local PostgreSQL
 	$(BIN)/syncd demo
 
-check: setup postgres fmt lint types test  ## the quality gate: format, lint, types, tests
+check: setup postgres fmt lint types docs test  ## the quality gate: format, lint, types, docs, tests
 
 fmt:
 	$(BIN)/ruff format --check syncd tests bench
@@ -29,6 +29,9 @@ lint:
 
 types:
 	$(BIN)/mypy
+
+docs: setup  ## the documentation site (docs/, mkdocs.yml) into build/site; a broken link fails
+	$(BIN)/mkdocs build --strict --quiet
 
 test:
 	$(BIN)/pytest -n 2

@@ -145,11 +145,7 @@ def _import_row(
     email, phone, tags = checked
     by_email = store.find_contact(conn, "email", email) if email else None
     by_phone = store.find_contact(conn, "phone", phone) if phone else None
-    if by_email is not None and by_phone is not None and by_email != by_phone:
-        raise MethodError(
-            "unspecified",
-            f"Contacts {email} and {phone} already exist but owned by different subscribers",
-        )
+    _check_owners(conn, email, phone, by_email, by_phone, deleting=row.get("delete") == "1")
     contact_id = by_email if by_email is not None else by_phone
     if row.get("delete") == "1":
         if contact_id is not None:
@@ -181,6 +177,30 @@ def _import_row(
         if status == "new":
             result.new_emails += 1
     events.record(conn, contact_id, before)
+
+
+def _check_owners(
+    conn: sqlite3.Connection,
+    email: str,
+    phone: str,
+    by_email: int | None,
+    by_phone: int | None,
+    *,
+    deleting: bool,
+) -> None:
+    """The whole call is refused when the row's email and phone belong to two contacts, or when
+    its phone belongs to a contact with another address (a contact holds one email, and an
+    import neither moves the phone nor renames the address)."""
+    if by_phone is None or by_email == by_phone:
+        return
+    other = by_email is not None or (
+        not deleting and bool(email) and store.contact_email(conn, by_phone) not in (None, email)
+    )
+    if other:
+        raise MethodError(
+            "unspecified",
+            f"Contacts {email} and {phone} already exist but owned by different subscribers",
+        )
 
 
 def _checked_row(

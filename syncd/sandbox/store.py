@@ -179,6 +179,12 @@ def find_contact(conn: sqlite3.Connection, column: str, value: str) -> int | Non
     return None if row is None else int(row[0])
 
 
+def contact_email(conn: sqlite3.Connection, contact_id: int) -> str | None:
+    """The email address the contact holds, or None (a phone-only contact)."""
+    row = conn.execute("SELECT email FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+    return None if row is None or not row[0] else str(row[0])
+
+
 def memberships(conn: sqlite3.Connection, contact_id: int, channel: int) -> dict[int, bool]:
     """list_id -> unsubscribed flag."""
     rows = conn.execute(

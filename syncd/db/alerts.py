@@ -4,12 +4,8 @@ that say what state its job was in. Reads syncd.runs only; decides nothing (sync
 
 from __future__ import annotations
 
-import json
-
-import asyncpg
-
 from syncd.db.pool import Pool, translating
-from syncd.db.runs import COUNT_COLUMNS, RunRecord
+from syncd.db.runs import RunRecord, run_record
 from syncd.db.sql import QUERIES
 
 
@@ -20,25 +16,4 @@ async def alert_history(pool: Pool, job: str, run_id: int, *, min_rows: int) -> 
     async with pool.acquire() as conn:
         with translating(pool.cfg, conn):
             rows = await conn.fetch(QUERIES["alert_history"], job, run_id, min_rows)
-    return [_record(row) for row in rows]
-
-
-def _record(row: asyncpg.Record) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        job=row["job"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        heartbeat_at=row["heartbeat_at"],
-        status=row["status"],
-        dry_run=row["dry_run"],
-        allow_mass_delete=row["allow_mass_delete"],
-        trigger=row["trigger"],
-        host=row["host"],
-        pid=row["pid"],
-        counts={name: row[name] for name in COUNT_COLUMNS},
-        planned=json.loads(row["planned_text"]),
-        timings=json.loads(row["timings_text"]),
-        blocked_reason=row["blocked_reason"],
-        error=row["error"],
-    )
+    return [run_record(dict(row), planned="planned_text", timings="timings_text") for row in rows]

@@ -226,28 +226,33 @@ async def recent_runs(
     """The newest `limit` runs (of `job`, or of every job), newest first."""
     with translating(conn=conn):
         rows = await conn.fetch(QUERIES["recent_runs"], job, limit)
-    return [
-        RunRecord(
-            id=row["id"],
-            job=row["job"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            heartbeat_at=row["heartbeat_at"],
-            status=row["status"],
-            dry_run=row["dry_run"],
-            allow_mass_delete=row["allow_mass_delete"],
-            trigger=row["trigger"],
-            host=row["host"],
-            pid=row["pid"],
-            counts={name: row[name] for name in COUNT_COLUMNS},
-            planned=json.loads(row["planned"]),
-            timings=json.loads(row["timings"]),
-            blocked_reason=row["blocked_reason"],
-            error=row["error"],
-            plan_id=row["plan_id"],
-        )
-        for row in rows
-    ]
+    return [run_record(dict(row)) for row in rows]
+
+
+def run_record(
+    row: Mapping[str, Any], *, planned: str = "planned", timings: str = "timings"
+) -> RunRecord:
+    """A syncd.runs row as a RunRecord; `planned`/`timings` name the columns holding those
+    jsonb values as text."""
+    return RunRecord(
+        id=row["id"],
+        job=row["job"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        heartbeat_at=row["heartbeat_at"],
+        status=row["status"],
+        dry_run=row["dry_run"],
+        allow_mass_delete=row["allow_mass_delete"],
+        trigger=row["trigger"],
+        host=row["host"],
+        pid=row["pid"],
+        counts={name: row[name] for name in COUNT_COLUMNS},
+        planned=json.loads(row[planned]),
+        timings=json.loads(row[timings]),
+        blocked_reason=row["blocked_reason"],
+        error=row["error"],
+        plan_id=row["plan_id"],
+    )
 
 
 async def expected_export_seconds(conn: Connection, job: str) -> float | None:

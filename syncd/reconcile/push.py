@@ -244,8 +244,9 @@ class Pusher:
         alike = all(isinstance(a, SelzyError) and same_refusal(a, refusal) for a in answers)
         if alike and depth + 1 >= CALL_REFUSAL_DEPTH:
             raise CallRefused(
-                f"Selzy refused every part of a {action} batch alike ({refusal.code}: "
-                f"{refusal}); that is the call's problem (fields, list, account), not a row's",
+                # Selzy's message is left out: it may quote a row's address
+                f"Selzy refused every part of a {action} batch alike (code {refusal.code}); "
+                "that is the call's problem (fields, list, account), not a row's",
                 code=refusal.code,
             ) from refusal
         accepted: list[Accepted] = []

@@ -19,6 +19,7 @@ from tests.e2e.test_daemon import create_contacts, wait_until
 from tests.fixtures.sandbox import SandboxHandle, free_port
 
 pytestmark = pytest.mark.timeout(60)
+HUNG_RUN_TIMEOUT = 5.0  # seconds; a run of 5 contacts takes a fraction of one
 
 
 @pytest.fixture
@@ -82,8 +83,10 @@ async def test_a_hung_run_is_failed_at_its_timeout_and_later_runs_still_happen(
     config: Config, sandbox: SandboxHandle
 ) -> None:
     await sandbox.fault(method="async/exportContacts", kind="hang", times=1)
-    job = replace(config.jobs[0], run_timeout=1.5)
-    daemon = Daemon(replace(config, jobs=(job,)), None, environ={})
+    # the hung run is cut at run_timeout; the next one must fit in it, on a loaded machine too
+    job = replace(config.jobs[0], run_timeout=HUNG_RUN_TIMEOUT)
+    selzy = replace(config.selzy, timeout=HUNG_RUN_TIMEOUT * 4)  # the run's timeout cuts first
+    daemon = Daemon(replace(config, selzy=selzy, jobs=(job,)), None, environ={})
     with structlog.testing.capture_logs() as logs:
         task = await started(daemon)
 
@@ -91,7 +94,7 @@ async def test_a_hung_run_is_failed_at_its_timeout_and_later_runs_still_happen(
             return [e for e in logs if e["event"] == "run_finished"][:2]
 
         first, second = await wait_until(
-            lambda: _pair(two_runs()), within=20, what="a timed-out run and the next one"
+            lambda: _pair(two_runs()), within=40, what="a timed-out run and the next one"
         )
         daemon.request_stop("test")
         assert await asyncio.wait_for(task, 30) == 0

@@ -168,10 +168,11 @@ async def test_file_is_a_snapshot_of_the_moment_of_the_call(sandbox: SandboxHand
 
 
 async def test_file_expires_after_file_ttl(sandbox: SandboxHandle) -> None:
-    await sandbox.settings(file_ttl=0.2)
+    # long enough for the poll and the first download to fit in it on a loaded machine
+    await sandbox.settings(file_ttl=1.0)
     url = await wait_for_file(sandbox, await start_export(sandbox, ["email"]))
     assert await fetch(sandbox, url) == b"email\n"
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.1)  # however late the download was, the TTL has run out since
     async with sandbox.session.get(url) as response:
         assert response.status == 404
 

@@ -22,7 +22,7 @@ import structlog
 
 from syncd.config import JobConfig
 from syncd.db import Database, PlannedAction, PlanSummary, RunSession
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, DatabaseError, SyncdError
 from syncd.reconcile.actions import (
     DELETIONS,
     EXPORT_FIELDS,
@@ -44,6 +44,10 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_INTERVAL = 15.0  # seconds between run-row heartbeats
 SAMPLE_PER_ACTION = 5  # keys per action in a dry run's plan sample
 OUTCOME_RETENTION_DAYS = 30  # per-row outcomes older than this are pruned
+# Recording a run's end is tried again when its connection was lost (the pool opens a new one):
+# a run cut off from its database still records its failure once the database answers again.
+FINISH_ATTEMPTS = 3
+FINISH_RETRY_DELAY = 0.5  # seconds before the third attempt; the second one is immediate
 LOCK_TRIES = 5  # attempts at the job lock before the run is "busy"
 LOCK_RETRY_DELAY = 0.2  # seconds between them
 
@@ -215,18 +219,26 @@ async def _finish(
     duration = time.monotonic() - started
     if status == "failed":
         log.error("run_failed", error=error)
-    try:
-        await database.finish_run(
-            run_id,
-            status="failed" if status == "busy" else status,
-            counts=state.counts,
-            planned=state.planned,
-            timings=state.timings,
-            blocked_reason=state.verdict.reason if state.verdict.blocked else None,
-            error=error,
-        )
-    except SyncdError as exc:  # the run row stays 'running'; the next run marks it interrupted
-        log.error("run_record_failed", error=str(exc))
+    for attempt in range(1, FINISH_ATTEMPTS + 1):
+        try:
+            await database.finish_run(
+                run_id,
+                status="failed" if status == "busy" else status,
+                counts=state.counts,
+                planned=state.planned,
+                timings=state.timings,
+                blocked_reason=state.verdict.reason if state.verdict.blocked else None,
+                error=error,
+            )
+            break
+        except SyncdError as exc:
+            # finish_run is one UPDATE of one row by id: writing it again is always safe
+            lost = isinstance(exc, DatabaseError) and exc.retryable
+            if not lost or attempt == FINISH_ATTEMPTS:
+                # the run row stays 'running'; the next run marks it interrupted
+                log.error("run_record_failed", error=str(exc), attempts=attempt)
+                break
+            await asyncio.sleep(FINISH_RETRY_DELAY * (attempt - 1))
     log.info(
         "run_finished",
         job=job.name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from syncd.db.pool import Pool, translating
+from syncd.db.pool import Connection, Pool, translating
 from syncd.db.runs import record_outcomes
 from syncd.db.sql import QUERIES
 
@@ -59,6 +59,23 @@ async def clear_intent(pool: Pool, *, job: str, keys: Sequence[str]) -> None:
             await conn.execute(QUERIES["clear_intent"], job, list(keys))
 
 
+async def _push_history(
+    conn: Connection,
+    job: str,
+    run_id: int,
+    action: str,
+    batch: int | None,
+    rows: Sequence[tuple[str, str, str | None, str | None]],
+) -> None:
+    """One history row per contact of a batch: (key, outcome, code, message)."""
+    if not rows:
+        return
+    keys, outcomes, codes, messages = (list(column) for column in zip(*rows, strict=True))
+    await conn.execute(
+        QUERIES["record_push_history"], job, run_id, action, batch, keys, outcomes, codes, messages
+    )
+
+
 async def record_unanswered(
     pool: Pool,
     *,
@@ -75,16 +92,8 @@ async def record_unanswered(
     intent stays) or `refused` (Selzy refused the call; nothing was applied)."""
     with translating():
         async with pool.acquire() as conn:
-            await conn.execute(
-                QUERIES["record_push_history"],
-                job,
-                run_id,
-                action,
-                batch,
-                list(keys),
-                [outcome] * len(keys),
-                [code] * len(keys),
-                [message] * len(keys),
+            await _push_history(
+                conn, job, run_id, action, batch, [(k, outcome, code, message) for k in keys]
             )
 
 
@@ -133,14 +142,12 @@ async def record_batch(
                     job,
                     ((r.key, action, "rejected", r.code, r.message) for r in rejected),
                 )
-            await conn.execute(
-                QUERIES["record_push_history"],
+            await _push_history(
+                conn,
                 job,
                 run_id,
                 action,
                 batch,
-                [a.key for a in accepted] + [r.key for r in rejected],
-                ["accepted"] * len(accepted) + ["rejected"] * len(rejected),
-                [None] * len(accepted) + [r.code for r in rejected],
-                [None] * len(accepted) + [r.message for r in rejected],
+                [(a.key, "accepted", None, None) for a in accepted]
+                + [(r.key, "rejected", r.code, r.message) for r in rejected],
             )

@@ -24,16 +24,23 @@ SET default_statistics_target = 10;
 -- unsubscribe from any list on either channel other than this list on the match channel.
 CREATE TEMP TABLE syncd_remote AS
 SELECT r.*,
+       -- "$2 is one of the comma-separated ids" as a substring test of ",a,b," for ",$2,"
+       -- (the equality and empty-list tests first: they answer for most rows, cheaply)
        CASE
-           WHEN strpos(',' || r.own_unsub || ',', ',' || $2::text || ',') > 0 THEN 'unsubscribed'
-           WHEN strpos(',' || r.own_lists || ',', ',' || $2::text || ',') > 0 THEN 'subscribed'
+           WHEN r.own_unsub <> ''
+                AND strpos(',' || r.own_unsub || ',', ',' || $2::text || ',') > 0
+               THEN 'unsubscribed'
+           WHEN r.own_lists = $2::text
+                OR strpos(',' || r.own_lists || ',', ',' || $2::text || ',') > 0
+               THEN 'subscribed'
            ELSE 'absent'
        END AS list_status,
-       -- "$2 is one of the comma-separated ids" as a substring test of ",a,b," for ",$2,"; the
-       -- match channel's unsubscribes other than $2: what is left once ",$2," is taken out
+       -- the match channel's unsubscribes other than $2: what is left once ",$2," is
+       -- taken out
        r.other_unsub <> ''
-           OR replace(replace(',' || r.own_unsub || ',', ',' || $2::text || ',', ','), ',', '')
-              <> '' AS elsewhere
+           OR (r.own_unsub <> ''
+               AND replace(replace(',' || r.own_unsub || ',', ',' || $2::text || ',', ','),
+                           ',', '') <> '') AS elsewhere
 FROM (
     SELECT
         CASE WHEN $1::text = 'email' THEN pg_temp.syncd_email_key(e.email)
@@ -54,9 +61,11 @@ FROM (
         replace(coalesce(CASE WHEN $1::text = 'email' THEN e.email_list_ids
                               ELSE e.phone_list_ids END, ''), ' ', '') AS own_lists,
         replace(coalesce(CASE WHEN $1::text = 'email' THEN e.email_unsubscribed_list_ids
-                              ELSE e.phone_unsubscribed_list_ids END, ''), ' ', '') AS own_unsub,
+                              ELSE e.phone_unsubscribed_list_ids END, ''), ' ', '')
+            AS own_unsub,
         replace(coalesce(CASE WHEN $1::text = 'email' THEN e.phone_unsubscribed_list_ids
-                              ELSE e.email_unsubscribed_list_ids END, ''), ' ', '') AS other_unsub
+                              ELSE e.email_unsubscribed_list_ids END, ''), ' ', '')
+            AS other_unsub
     FROM syncd_export AS e
     OFFSET 0
 ) AS r
@@ -105,7 +114,7 @@ WHERE r.ctid = extra.row_id;
 -- opt_out = whether any of them opted out (an opt-out in any duplicate wins).
 SET enable_hashagg = off;
 CREATE TEMP TABLE syncd_local_odd AS
-SELECT l.*
+SELECT l.ctid AS local_tid, l.*
 FROM syncd_local AS l
 WHERE NOT l.key_valid
    OR hashtextextended(l.key, 0) IN (
@@ -198,22 +207,28 @@ dup_ranked AS (
     LEFT JOIN syncd.contacts AS c ON c.job = $1::text AND c.key = dup.key
 ),
 winner AS (
-    SELECT l.key, l.vals, l.opt_out, l.fingerprint,
+    -- The values travel as the row's address in syncd_local (local_tid), not through the
+    -- joins: `planned` fetches them for the few rows that need them.
+    SELECT l.ctid AS local_tid, l.key, l.opt_out, l.fingerprint,
            l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status
     FROM syncd_local AS l
     WHERE l.key_valid
-      AND NOT EXISTS (SELECT 1 FROM syncd_dupkey AS d WHERE d.key = l.key)
+      -- without duplicates (nearly always) no row is looked up: a one-time test
+      AND CASE WHEN NOT EXISTS (SELECT 1 FROM syncd_dupkey) THEN true
+               ELSE l.key NOT IN (SELECT d.key FROM syncd_dupkey AS d) END
     UNION ALL
-    SELECT key, vals, group_opt_out, group_fingerprint,
+    SELECT local_tid, key, group_opt_out, group_fingerprint,
            wb_email_status, wb_phone_status, wb_email_availability, wb_list_status
     FROM dup_ranked
     WHERE rank = 1
 ),
 joined AS (
+    -- The local values and the wording of Selzy-side changes do not cross the joins: `planned`
+    -- fetches them for the few contacts that need them.
     SELECT
         coalesce(w.key, r.key, c.key) AS key,
         w.key IS NOT NULL AS is_local,
-        w.vals, w.opt_out, w.fingerprint,
+        w.local_tid, w.opt_out, w.fingerprint,
         r.key IS NOT NULL AS exported,
         CASE WHEN r.list_status IN ('subscribed', 'unsubscribed') THEN r.list_status
              ELSE 'none' END AS membership,
@@ -224,31 +239,17 @@ joined AS (
                                OR c.remote_seen) AS forgettable,
         c.pushed_fp, c.intent_action, c.suppressed_reason, c.last_code, c.last_message,
         c.decision AS last_decision,
+        -- what Selzy's side changed, for the history: worded here when it is short, by
+        -- `planned` (from both rows, looked up) for a known contact whose view changed
+        coalesce(c.remote_seen, false) AND r.key IS NOT NULL AS seen_again,
         CASE WHEN c.remote_seen AND r.key IS NULL THEN 'left the export'
-             WHEN c.remote_seen THEN nullif(concat_ws(', ',
-            CASE WHEN c.email_status IS DISTINCT FROM r.email_status
-                 THEN 'email_status ' || coalesce(c.email_status, '-') || ' -> '
-                      || coalesce(r.email_status, '-') END,
-            CASE WHEN c.phone_status IS DISTINCT FROM r.phone_status
-                 THEN 'phone_status ' || coalesce(c.phone_status, '-') || ' -> '
-                      || coalesce(r.phone_status, '-') END,
-            CASE WHEN c.email_availability IS DISTINCT FROM r.email_availability
-                 THEN 'email_availability ' || coalesce(c.email_availability, '-') || ' -> '
-                      || coalesce(r.email_availability, '-') END,
-            CASE WHEN c.list_status IS DISTINCT FROM r.list_status
-                 THEN 'list_status ' || c.list_status || ' -> ' || r.list_status END,
-            CASE WHEN (c.email_unsubscribed_list_ids, c.phone_unsubscribed_list_ids)
-                      IS DISTINCT FROM (r.email_unsubscribed_list_ids, r.phone_unsubscribed_list_ids)
-                 THEN 'unsubscribed lists ' || coalesce(c.email_unsubscribed_list_ids, '-') || '/'
-                      || coalesce(c.phone_unsubscribed_list_ids, '-') || ' -> '
-                      || coalesce(r.email_unsubscribed_list_ids, '-') || '/'
-                      || coalesce(r.phone_unsubscribed_list_ids, '-') END), '')
+             WHEN c.remote_seen THEN NULL
              WHEN c.key IS NOT NULL AND r.key IS NOT NULL
                   AND (c.list_status IS DISTINCT FROM r.list_status
                        OR r.status IN ('unsubscribed', 'blocked'))
                  THEN 'after syncd''s push: list_status ' || r.list_status
                       || coalesce(', ' || $2::text || '_status ' || r.status, '')
-        END AS change,
+        END AS change_text,
         c.quarantined_at IS NOT NULL AND c.rejected_fp = w.fingerprint AS quarantined,
         -- the ledger's row is out of date: the local side or Selzy's changed since it was written
         (w.key IS NOT NULL AND c.local_fp IS DISTINCT FROM w.fingerprint)
@@ -305,7 +306,8 @@ decided AS (
 ),
 planned AS (
     SELECT split_part(reason, ':', 1) AS action, reason, key, NULL::text AS key_raw,
-           CASE WHEN is_local THEN vals END AS vals,
+           CASE WHEN is_local
+                THEN (SELECT l.vals FROM syncd_local AS l WHERE l.ctid = local_tid) END AS vals,
            CASE WHEN is_local THEN fingerprint END AS fingerprint,
            is_local, exported,
            NOT is_local AND pushed_fp IS NULL AND intent_action IS NULL AND membership <> 'none'
@@ -324,7 +326,30 @@ planned AS (
            END AS ledger,
            new_suppression, status_changed,
            reason IS DISTINCT FROM last_decision AS decided,
-           change
+           CASE WHEN seen_again AND remote_dirty THEN (
+               -- both full rows, looked up by key for the few contacts whose view changed
+               SELECT nullif(concat_ws(', ',
+                   CASE WHEN c.email_status IS DISTINCT FROM r.email_status
+                        THEN 'email_status ' || coalesce(c.email_status, '-') || ' -> '
+                             || coalesce(r.email_status, '-') END,
+                   CASE WHEN c.phone_status IS DISTINCT FROM r.phone_status
+                        THEN 'phone_status ' || coalesce(c.phone_status, '-') || ' -> '
+                             || coalesce(r.phone_status, '-') END,
+                   CASE WHEN c.email_availability IS DISTINCT FROM r.email_availability
+                        THEN 'email_availability ' || coalesce(c.email_availability, '-')
+                             || ' -> ' || coalesce(r.email_availability, '-') END,
+                   CASE WHEN c.list_status IS DISTINCT FROM r.list_status
+                        THEN 'list_status ' || c.list_status || ' -> ' || r.list_status END,
+                   CASE WHEN (c.email_unsubscribed_list_ids, c.phone_unsubscribed_list_ids)
+                             IS DISTINCT FROM (r.email_unsubscribed_list_ids,
+                                               r.phone_unsubscribed_list_ids)
+                        THEN 'unsubscribed lists ' || coalesce(c.email_unsubscribed_list_ids, '-')
+                             || '/' || coalesce(c.phone_unsubscribed_list_ids, '-') || ' -> '
+                             || coalesce(r.email_unsubscribed_list_ids, '-') || '/'
+                             || coalesce(r.phone_unsubscribed_list_ids, '-') END), '')
+               FROM syncd.contacts AS c, syncd_remote AS r
+               WHERE c.job = $1::text AND c.key = decided.key AND r.key = decided.key)
+                ELSE change_text END AS change
     FROM decided
     WHERE reason NOT LIKE 'none:%' OR writeback OR local_dirty OR remote_dirty
        OR new_suppression IS NOT NULL OR (NOT is_local AND NOT exported AND forgettable)
@@ -531,3 +556,16 @@ SELECT min(seq) AS first, max(seq) AS last FROM syncd_plan WHERE action = 'impor
 -- $1 first seq, $2 last seq. -> seq, key of the `import` rows in that range.
 SELECT seq, key FROM syncd_plan WHERE action = 'import' AND seq BETWEEN $1::bigint AND $2::bigint
 ORDER BY seq;
+
+-- name: backend_pid
+-- No parameters. -> the run connection's server process (bench/plan_profile.py reads its CPU time).
+SELECT pg_backend_pid();
+
+-- name: log_plans
+-- No parameters. Every statement of this session that takes 100 ms or more logs its plan with
+-- the actual row counts into the server log (bench/plan_profile.py --explain; needs a superuser).
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 100;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_timing = off;
+SET auto_explain.log_buffers = on;

@@ -193,3 +193,13 @@ async def prune_history(conn: Connection, *, job: str, days: int) -> int:
     """Drop the job's history rows older than `days` days; how many went."""
     with translating():
         return _count(await conn.execute(QUERIES["prune_history"], job, days))
+
+
+async def backend_pid(conn: Connection) -> int:
+    with translating():
+        return int(await conn.fetchval(QUERIES["backend_pid"]))
+
+
+async def log_plans(conn: Connection) -> None:
+    with translating():
+        await conn.execute(QUERIES["log_plans"])

@@ -175,6 +175,16 @@ class RunSession:
         """The job's history rows older than its history_days."""
         return await plan.prune_history(self._conn, job=self.job.name, days=self.job.history_days)
 
+    # -- diagnostics (bench/plan_profile.py) ---------------------------------------------------
+
+    async def backend_pid(self) -> int:
+        """The server process of the run's connection."""
+        return await plan.backend_pid(self._conn)
+
+    async def log_plans(self) -> None:
+        """Log the plan of every slow statement of this session (auto_explain; superuser)."""
+        await plan.log_plans(self._conn)
+
     # -- binding plans -----------------------------------------------------------------------
 
     async def store_plan(

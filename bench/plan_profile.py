@@ -9,8 +9,8 @@ The config and the export file are the ones `bench/run.py` leaves per shape and 
 is the list's own, as the floor uses it). Nothing outside the session's TEMP tables is written:
 the profile stops after the plan is built (no ledger, no push, no writeback), so it can be
 repeated on the same database. The backend's CPU time comes from /proc (PostgreSQL on this
-host), and is the figure to compare between two versions of the SQL on a machine that is not
-idle: unlike the wall time, it hardly moves with the load of other processes.
+host); it moves less with the load of other processes than the wall time does, but it moves
+too (shared caches, a busy second core): compare two versions of the SQL at the same load.
 `--explain` logs each statement's plan with its actual row counts into the server log
 (auto_explain; needs a superuser).
 """

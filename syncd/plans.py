@@ -77,7 +77,9 @@ async def apply_plan(cfg: Config, plan_id: int) -> int:
     job = jobs.get(plan.job)
     if job is None:
         raise UsageError(f"plan {plan_id} is of job {plan.job!r}, which this config does not have")
-    facts = PlanFacts(plan.id, plan.job, plan.created_at, plan.config_hash, plan.applied_run)
+    facts = PlanFacts(
+        plan.id, plan.job, plan.created_at, plan.config_hash, plan.applied_run, plan.applied_status
+    )
     problem = refusal(facts, job, datetime.now(UTC))
     if problem is not None:
         raise UsageError(problem)

@@ -22,8 +22,11 @@ SELECT id FROM plan;
 UPDATE syncd.runs SET plan_id = $2::bigint WHERE id = $1::bigint;
 
 -- name: get_plan
--- $1 plan_id. -> the plan's row, or none.
-SELECT * FROM syncd.plans WHERE id = $1::bigint;
+-- $1 plan_id. -> the plan's row and the status of the run that applied it, or none.
+SELECT p.*, r.status AS applied_status
+FROM syncd.plans AS p
+LEFT JOIN syncd.runs AS r ON r.id = p.applied_run
+WHERE p.id = $1::bigint;
 
 -- name: plan_rows_page
 -- $1 plan_id, $2 after seq, $3 rows. -> the next rows in seq order (streamed, for --out).
@@ -64,7 +67,11 @@ SELECT (SELECT count(*) FROM drifted) AS drift,
         FROM (SELECT key FROM drifted ORDER BY key LIMIT 5) AS sample) AS sample;
 
 -- name: mark_plan_applied
--- $1 plan_id, $2 run_id. Once only: -> the plan's id, or none when it was applied before.
-UPDATE syncd.plans SET applied_run = $2::bigint, applied_at = now()
-WHERE id = $1::bigint AND applied_run IS NULL
+-- $1 plan_id, $2 run_id. Once only: -> the plan's id, or none when it was applied before by a
+-- run that did not fail (a failed or interrupted apply leaves the plan applicable again).
+UPDATE syncd.plans AS p SET applied_run = $2::bigint, applied_at = now()
+WHERE p.id = $1::bigint
+  AND (p.applied_run IS NULL
+       OR EXISTS (SELECT 1 FROM syncd.runs AS r
+                  WHERE r.id = p.applied_run AND r.status IN ('failed', 'interrupted')))
 RETURNING id;

@@ -30,6 +30,7 @@ class StoredPlan:
     blocked_reason: str | None
     counts: Mapping[str, int]
     applied_run: int | None
+    applied_status: str | None  # the status of the run that applied it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ def _plan(row: Mapping[str, Any]) -> StoredPlan:
         blocked_reason=row["blocked_reason"],
         counts=json.loads(counts) if isinstance(counts, str) else dict(counts),
         applied_run=row["applied_run"],
+        applied_status=row["applied_status"],
     )
 
 

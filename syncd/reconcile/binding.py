@@ -2,7 +2,9 @@
 
 A plan binds the decisions of one dry run. It may be applied once, by the same job, with the
 same configuration of everything that shapes decisions (hashed), within the job's
-`plan_max_age`; anything else is refused with a reason naming what differs.
+`plan_max_age`; anything else is refused with a reason naming what differs. An apply whose run
+failed or was interrupted does not count: the plan may be applied again, and what that run did
+push is in step by then, so it drifts out of the plan instead of being pushed twice.
 """
 
 from __future__ import annotations
@@ -47,13 +49,17 @@ class PlanFacts:
     created_at: datetime
     config_hash: str
     applied_run: int | None
+    applied_status: str | None = None  # the status of the run that applied it (syncd.runs)
+
+
+RETRYABLE_APPLY = frozenset({"failed", "interrupted"})  # an apply run that ended so: not applied
 
 
 def refusal(plan: PlanFacts, job: JobConfig, now: datetime) -> str | None:
     """Why `plan` cannot be applied to `job` now, or None."""
     if plan.job != job.name:
         return f"plan {plan.id} was made for job {plan.job!r}, not {job.name!r}"
-    if plan.applied_run is not None:
+    if plan.applied_run is not None and plan.applied_status not in RETRYABLE_APPLY:
         return f"plan {plan.id} was already applied by run {plan.applied_run}"
     if plan.config_hash != config_hash(job):
         return (

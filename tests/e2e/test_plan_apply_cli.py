@@ -59,6 +59,29 @@ async def test_apply_executes_exactly_the_plan_and_reports_drift(
     assert "already applied" in again.err
 
 
+async def test_a_failed_apply_can_be_applied_again(harness: Harness, tmp_path: Path) -> None:
+    emails = ["a@example.com", "b@example.com"]
+    await harness.insert(*({"email": e} for e in emails))
+    cli = Cli.write(harness, tmp_path)
+    plan_id = plan_id_of((await cli.run("plan")).out)
+    await harness.sandbox.fault(
+        method="importContacts", kind="error", code="invalid_api_key", times=-1
+    )
+    failed = await cli.run("apply", str(plan_id))
+    assert failed.code == 1, failed
+    assert (await cli.runs())[0]["status"] == "failed"
+    await harness.sandbox.clear_faults()
+
+    retried = await cli.run("apply", str(plan_id))
+    assert retried.code == 0, retried
+    assert set(await harness.members()) == set(emails)
+    runs = await cli.runs()
+    assert (runs[0]["trigger"], runs[0]["added"], runs[0]["plan_id"]) == ("apply", 2, plan_id)
+    once_more = await cli.run("apply", str(plan_id))
+    assert once_more.code == 2
+    assert f"already applied by run {runs[0]['id']}" in once_more.err
+
+
 async def test_a_stale_or_foreign_plan_is_refused(harness: Harness, tmp_path: Path) -> None:
     await harness.insert({"email": "a@example.com"})
     cli = Cli.write(harness, tmp_path)

@@ -70,3 +70,21 @@ def test_a_stale_a_foreign_or_an_applied_plan_is_refused() -> None:
     assert "older than plan_max_age" in (refusal(old, JOB, NOW) or "")
     assert "not" in (refusal(facts(job="other"), JOB, NOW) or "")
     assert "already applied" in (refusal(facts(applied_run=5), JOB, NOW) or "")
+
+
+@pytest.mark.parametrize(
+    ("status", "applicable"),
+    [
+        ("running", False),
+        ("succeeded", False),
+        ("blocked", False),
+        ("failed", True),
+        ("interrupted", True),
+        (None, False),  # the applying run's row is gone: it counts as applied
+    ],
+)
+def test_only_a_failed_or_interrupted_apply_leaves_the_plan_applicable(
+    status: str | None, applicable: bool
+) -> None:
+    reason = refusal(facts(applied_run=5, applied_status=status), JOB, NOW)
+    assert (reason is None) is applicable, reason

@@ -28,7 +28,7 @@ CREATE TABLE syncd.runs (
                       CHECK (status IN ('running', 'succeeded', 'failed', 'blocked', 'interrupted')),
     dry_run           boolean NOT NULL DEFAULT false,
     allow_mass_delete boolean NOT NULL DEFAULT false,
-    trigger           text NOT NULL DEFAULT 'cli',      -- cli | schedule | startup
+    trigger           text NOT NULL DEFAULT 'cli',      -- cli | schedule | startup | events | plan | apply | opt_out
     host              text,
     pid               integer,
     local_count       integer,                          -- rows in the local source

@@ -55,6 +55,16 @@ def _entry(job: JobConfig, row: dict[str, Any], now: datetime) -> dict[str, Any]
             "error": row["last_error"],
             "blocked_reason": row["last_blocked_reason"],
         }
+    optout = None
+    if row.get("optout_run_id") is not None:  # the job's last fast opt-out pass that pushed
+        optout = {
+            "run_id": row["optout_run_id"],
+            "status": row["optout_status"],
+            "started_at": iso(row["optout_started_at"]),
+            "opted_out": row["optout_opted_out"],
+            "rejected": row["optout_rejected"],
+            "error": row["optout_error"],
+        }
     scheduled_at = row.get("scheduled_at")
     return {
         "job": job.name,
@@ -63,6 +73,8 @@ def _entry(job: JobConfig, row: dict[str, Any], now: datetime) -> dict[str, Any]
         "last_run": last,
         "last_success_at": iso(row.get("success_at")),
         "last_success_age_s": _age(row.get("success_at"), now),
+        "opt_out_latency_s": job.opt_out_latency,
+        "last_opt_out_pass": optout,
         "next_run_at": iso(row.get("next_run_at")),
         "scheduled_by": row.get("scheduled_by"),
         "scheduled_age_s": _age(scheduled_at, now),
@@ -102,6 +114,7 @@ def render(entries: Sequence[dict[str, Any]], *, as_json: bool) -> str:
                     f"  last success: {e['last_success_at'] or 'never'}"
                     f" ({_human_age(e['last_success_age_s'])})",
                     f"  next run:     {next_run}",
+                    *_opt_out_lines(e),
                     f"  contacts:     {e['contacts']} known; {e['quarantined']} quarantined,"
                     f" {e['suppressed']} suppressed, {e['pending']} pending"
                     f" ({e['in_flight']} in flight)",
@@ -109,3 +122,15 @@ def render(entries: Sequence[dict[str, Any]], *, as_json: bool) -> str:
             )
         )
     return "\n\n".join(blocks)
+
+
+def _opt_out_lines(e: dict[str, Any]) -> list[str]:
+    """The job's last fast opt-out pass (opt_out_latency), when it has had one."""
+    last = e["last_opt_out_pass"]
+    if last is None:
+        return []
+    line = (
+        f"  opt-outs:     pass #{last['run_id']} {last['status']}, started {last['started_at']}:"
+        f" {last['opted_out'] or 0} opted out, {last['rejected'] or 0} rejected"
+    )
+    return [line + (f"\n    error: {last['error']}" if last["error"] else "")]

@@ -76,14 +76,15 @@ SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM queued) AS
 
 -- name: discard_covered_events
 -- $1 job. Queue rows whose newest event arrived before the job's last real run (succeeded or
--- blocked: both write the ledger and the writeback) started: that run's export already showed
--- the change. -> rows deleted.
+-- blocked: both write the ledger and the writeback; not a fast opt-out pass, which exports
+-- nothing) started: that run's export already showed the change. -> rows deleted.
 DELETE FROM syncd.event_queue AS q
 WHERE q.job = $1::text
   AND q.last_received_at < (
       SELECT r.started_at
       FROM syncd.runs AS r
       WHERE r.job = $1::text AND NOT r.dry_run AND r.status IN ('succeeded', 'blocked')
+        AND r.trigger <> 'opt_out'
       ORDER BY r.id DESC
       LIMIT 1);
 

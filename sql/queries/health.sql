@@ -1,7 +1,8 @@
 -- The daemon's /healthz and /metrics read the run log (syncd.runs) through these blocks.
 
 -- name: job_health
--- The last run and the last successful run of each job named in $1 (text[]); dry runs ignored.
+-- The last run and the last successful run of each job named in $1 (text[]); dry runs and the
+-- fast opt-out passes (trigger 'opt_out': no export, opt-outs only) ignored.
 -- Ages are computed by the server's clock so that a skewed host clock cannot fake freshness.
 SELECT j.job,
        last.status                                  AS last_status,
@@ -14,14 +15,14 @@ FROM unnest($1::text[]) AS j(job)
 LEFT JOIN LATERAL (
     SELECT r.status, r.started_at, r.finished_at
     FROM syncd.runs AS r
-    WHERE r.job = j.job AND NOT r.dry_run
+    WHERE r.job = j.job AND NOT r.dry_run AND r.trigger <> 'opt_out'
     ORDER BY r.id DESC
     LIMIT 1
 ) AS last ON true
 LEFT JOIN LATERAL (
     SELECT r.finished_at
     FROM syncd.runs AS r
-    WHERE r.job = j.job AND NOT r.dry_run AND r.status = 'succeeded'
+    WHERE r.job = j.job AND NOT r.dry_run AND r.status = 'succeeded' AND r.trigger <> 'opt_out'
     ORDER BY r.id DESC
     LIMIT 1
 ) AS ok ON true

@@ -23,7 +23,8 @@ SELECT pg_advisory_unlock($1::integer, $2::integer);
 -- 'interrupted' (the caller holds the job's lock, so whoever ran them is gone). The UPDATE cannot
 -- see the row inserted beside it: both read the snapshot taken when the statement started.
 -- $1 text: job; $2 boolean: dry_run; $3 boolean: allow_mass_delete; $4 text: trigger
--- (cli | schedule | startup); $5 text: host name; $6 integer: process id.
+-- (cli | schedule | startup | events | plan | apply | opt_out: a fast opt-out pass); $5 text:
+-- host name; $6 integer: process id.
 -- Returns the new run's id and the ids of the runs it marked interrupted.
 WITH new_run AS (
     INSERT INTO syncd.runs (job, dry_run, allow_mass_delete, trigger, host, pid)

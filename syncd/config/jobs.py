@@ -9,7 +9,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from syncd.config.model import SYSTEM_FIELDS, WRITEBACK_KEYS, JobConfig, MatchKey
+from syncd.config.model import (
+    MIN_OPT_OUT_LATENCY,
+    SYSTEM_FIELDS,
+    WRITEBACK_KEYS,
+    JobConfig,
+    MatchKey,
+)
 from syncd.config.schedule import parse_schedule
 from syncd.config.table import REQUIRED, Table, field_defaults
 
@@ -141,6 +147,7 @@ def _read_job(t: Table) -> JobConfig | None:
         "history_days": t.integer("history_days", d["history_days"], low=1),
         "plan_max_age": t.duration("plan_max_age", d["plan_max_age"]),
         "event_backlog_run": t.integer("event_backlog_run", d["event_backlog_run"], low=0),
+        "opt_out_latency": _opt_out_latency(t),
     }
     if job["remote_only"] == "delete" and job["delete_mode"] == "off":
         t.add(
@@ -161,6 +168,27 @@ def _read_job(t: Table) -> JobConfig | None:
         opt_out_column=opt_out,
         **job,
     )
+
+
+def _opt_out_latency(t: Table) -> float | None:
+    """`opt_out_latency`: a duration of at least MIN_OPT_OUT_LATENCY, only with an opt-out
+    column (it pushes that column's opt-outs between runs); None when omitted or wrong."""
+    latency: float | None = t.duration("opt_out_latency", None)
+    if latency is None:
+        return None
+    if latency < MIN_OPT_OUT_LATENCY:
+        t.add(
+            "opt_out_latency",
+            f"must be at least {MIN_OPT_OUT_LATENCY:g} second, got {latency:g}",
+        )
+        return None
+    if "opt_out_column" not in t.data:
+        t.add(
+            "opt_out_latency",
+            "needs opt_out_column: it pushes that column's opt-outs between runs",
+        )
+        return None
+    return latency
 
 
 def _read_fields(t: Table) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Literal
 
 DEFAULT_CONFIG_PATH = Path("/etc/syncd/config.toml")
 DEFAULT_BASE_URL = "https://api.selzy.com/en/api"
+MIN_OPT_OUT_LATENCY = 1.0  # seconds: a pass every half of it; faster only loads PostgreSQL
 
 MatchKey = Literal["email", "phone"]
 RemoteOnly = Literal["keep", "delete", "import"]
@@ -135,6 +136,8 @@ class JobConfig:
     history_days: int = 400  # syncd.history rows of the job are kept this long
     plan_max_age: float = 86400.0  # seconds: `syncd apply` refuses an older plan
     event_backlog_run: int = 500  # queued event contacts past which an early run is asked for
+    # seconds (daemon only): push local opt-outs this soon, between runs; None = at the next run
+    opt_out_latency: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

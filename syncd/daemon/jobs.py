@@ -3,7 +3,9 @@ here, bound it by `run_timeout`, turn whatever happens into a log line and the m
 raise into the scheduler. What a run *does* is syncd.reconcile's business.
 
 Cross-process exclusion is run_job's advisory lock: another process holding the job gives
-status "busy", logged as `run_skipped` (info), not as an error.
+status "busy", logged as `run_skipped` (info), not as an error. Within this process a run also
+waits for the job's `gate` (held by a fast opt-out pass for the second it takes), so that a
+pass never makes a scheduled run busy.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ class JobRunner:
         self.in_flight: dict[str, InFlight] = {}
         self.last: dict[str, LastRun] = {}
         self.finished = 0
+        self._gates: dict[str, asyncio.Lock] = {}
+
+    def gate(self, job_name: str) -> asyncio.Lock:
+        """The in-process exclusion of the job's run and its between-runs work (the fast opt-out
+        pass): a run waits for it, a pass skips when a run is in flight or holds it."""
+        return self._gates.setdefault(job_name, asyncio.Lock())
 
     async def run(self, job_name: str, trigger: str) -> None:
         job = self.jobs.get(job_name)
@@ -83,7 +91,8 @@ class JobRunner:
         )
         self.stats.running[job_name] = True
         try:
-            await self._run(job, trigger)
+            async with self.gate(job_name):
+                await self._run(job, trigger)
         finally:
             self.in_flight.pop(job_name, None)
             self.stats.running[job_name] = False

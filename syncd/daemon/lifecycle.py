@@ -24,6 +24,7 @@ from syncd.alerts import AlertEngine
 from syncd.api import SelzyClient
 from syncd.config import Config, JobConfig
 from syncd.daemon.jobs import JobRunner
+from syncd.daemon.optouts import OptOutPasses
 from syncd.daemon.reload import diff_jobs, restart_required
 from syncd.daemon.supervisor import Supervisor
 from syncd.db import Database, connect, create_pool, ensure_schema, verify_sources
@@ -86,6 +87,13 @@ class Daemon:
             after_run=self._after_run,
         )
         self.scheduler = JobScheduler(self.runner.run)
+        # jobs with opt_out_latency: their opt-outs pushed between runs
+        self.optouts = OptOutPasses(
+            runner=self.runner,
+            services=self._current_services,
+            stop=self._run_stop,
+            spawn=self.supervisor.spawn,
+        )
         self.web: WebServer | None = None
         self.events: EventService | None = None  # [webhook] events = true
         self.alerts: AlertEngine | None = None  # [alerts]
@@ -161,6 +169,7 @@ class Daemon:
         for job in config.jobs:
             await self._record_schedule(job.name)
         self.supervisor.spawn("heartbeat", self._heartbeat())
+        self.optouts.apply(config.jobs)
         if self.alerts is not None:
             self.supervisor.spawn("alerts-stale", self._watch_stale())
         if self.events is not None:  # the listener answers GET on the event URL by now
@@ -275,6 +284,7 @@ class Daemon:
             if self._services is not None:
                 self._services = replace(self._services, config=new)
             self.runner.jobs = {job.name: job for job in new.jobs}
+            self.optouts.apply(new.jobs)
             for name in changes.removed:
                 self.scheduler.remove_job(name)
             for job in new.jobs:

@@ -11,6 +11,7 @@ from syncd.db.database import Database, JobRuns
 from syncd.db.export_load import load_export
 from syncd.db.local import ImportRefusal, ImportResult
 from syncd.db.migrate import apply_migrations, ensure_schema, latest_version, migrate
+from syncd.db.optouts import OptOutCandidate, OptOutSession
 from syncd.db.plan import LedgerResult, PlannedAction, PlanRow, PlanSummary
 from syncd.db.pool import (
     Connection,
@@ -24,6 +25,7 @@ from syncd.db.pool import (
 from syncd.db.push import Accepted, Rejected
 from syncd.db.runs import (
     COUNT_COLUMNS,
+    OPT_OUT_TRIGGER,
     RunRecord,
     ensure_job,
     finish_run,
@@ -49,6 +51,7 @@ from syncd.db.sql import QUERIES, sql_dir
 
 __all__ = [
     "COUNT_COLUMNS",
+    "OPT_OUT_TRIGGER",
     "QUERIES",
     "Accepted",
     "Connection",
@@ -58,6 +61,8 @@ __all__ = [
     "ImportResult",
     "JobRuns",
     "LedgerResult",
+    "OptOutCandidate",
+    "OptOutSession",
     "PlanRow",
     "PlanSummary",
     "PlannedAction",

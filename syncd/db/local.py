@@ -34,7 +34,7 @@ _ALIAS = "src"  # the user's table in every statement here
 
 
 @dataclass(frozen=True, slots=True)
-class _RowExprs:
+class RowExprs:
     """SQL expressions over one row of the user's table (alias `src`)."""
 
     key_raw: Fragment
@@ -56,7 +56,7 @@ def _key(job: JobConfig) -> Fragment:
     return render(_KEY_TEMPLATE[job.match], value=_text(job.fields[job.match]))
 
 
-def _row_exprs(job: JobConfig, profile: Sequence[str]) -> _RowExprs:
+def row_exprs(job: JobConfig, profile: Sequence[str]) -> RowExprs:
     values = []
     for name in profile:
         value = _text(job.fields[name])
@@ -69,7 +69,7 @@ def _row_exprs(job: JobConfig, profile: Sequence[str]) -> _RowExprs:
         if job.opt_out_column
         else render("local_no_opt_out")
     )
-    return _RowExprs(
+    return RowExprs(
         key_raw=render("local_key_raw", column=Ident(_ALIAS, job.fields[job.match])),
         key=_key(job),
         opt_out=opt_out,
@@ -87,7 +87,7 @@ def local_table_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) 
     """CREATE TEMP TABLE syncd_local: one scan of the user's table. $1 profile field names,
     $2 channel. Columns: key_raw, key, key_valid, opt_out, vals, vals_fp, fingerprint, and
     wb_<source> (the local writeback column as text; NULL when that writeback is not configured)."""
-    row = _row_exprs(job, profile)
+    row = row_exprs(job, profile)
     writeback = {f"wb_{key}": _writeback_value(job, key) for key in _WRITEBACK_SOURCE}
     return render(
         "local_scan",
@@ -131,7 +131,7 @@ def shown_columns(job: JobConfig) -> list[str]:
 
 def explain_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> str:
     """The rows of the user's table with key $1 (profile names $2); see local_explain."""
-    row = _row_exprs(job, profile)
+    row = row_exprs(job, profile)
     return render(
         "local_explain",
         table=_table(source),
@@ -181,7 +181,7 @@ def import_sql(job: JobConfig, source: SourceInfo, profile: Sequence[str]) -> st
     for key, column in job.writeback.items():
         targets.append(Ident(column))
         values.append(Ident("r", _WRITEBACK_SOURCE[key]))
-    row = _row_exprs(job, profile)
+    row = row_exprs(job, profile)
     return render(
         "local_import",
         table=_table(source),

@@ -53,6 +53,12 @@ COUNT_COLUMNS = (
     "drift",
 )
 FINAL_STATUSES = ("succeeded", "failed", "blocked", "interrupted")
+# The trigger of a fast opt-out pass's run (a job's opt_out_latency): it pushes opt-outs only,
+# without an export, so the job's health, alerts, `syncd status` and the event queue's "covered
+# by a run" look past it. The SQL that does so names it literally: health.sql (job_health),
+# status.sql (job_overview), alerts.sql (alert_history), events.sql (discard_covered_events)
+# and the optout_candidates template.
+OPT_OUT_TRIGGER = "opt_out"
 OUTCOME_COLUMNS = ("run_id", "job", "key", "action", "outcome", "code", "message")
 MAX_ERROR_CHARS = 4000  # what a run row keeps of an error message
 
@@ -295,6 +301,9 @@ def _local_time(moment: datetime) -> str:
 
 def _note(run: RunRecord) -> str:
     text = " ".join((run.blocked_reason or run.error or "").split())
+    if run.trigger == OPT_OUT_TRIGGER:  # its only count is not a column of the table
+        done = f"opt-out pass: {run.counts.get('opted_out') or 0} opted out"
+        text = f"{done}; {text}" if text else done
     return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
 
 

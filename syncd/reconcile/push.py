@@ -13,17 +13,27 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from syncd.api import ImportResult, SelzyClient
 from syncd.config import JobConfig
-from syncd.db import Accepted, Database, PlanRow, Rejected, RunSession
+from syncd.db import Accepted, Database, PlanRow, Rejected
 from syncd.errors import ApiError, AuthError, CallRefused, SelzyError, SyncdError
 from syncd.reconcile.actions import ACCEPTED_COUNT, PushAction
 from syncd.reconcile.batches import build_row, check_batch, field_names
 
 log = structlog.get_logger(__name__)
+
+
+class BatchSource(Protocol):
+    """Where the rows to push come from: a run's plan (syncd.db.RunSession), or the few rows a
+    fast opt-out pass decided (syncd.reconcile.optouts)."""
+
+    async def plan_batch(self, action: str, after_seq: int, limit: int) -> list[PlanRow]:
+        """The next `limit` rows of `action` after `after_seq`, in seq order (empty: done)."""
+        ...
 
 
 def split_result(
@@ -79,7 +89,7 @@ class Pusher:
     def __init__(
         self,
         *,
-        session: RunSession,
+        session: BatchSource,
         database: Database,
         client: SelzyClient,
         job: JobConfig,

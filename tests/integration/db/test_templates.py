@@ -21,6 +21,7 @@ from syncd.db.local import (
     local_table_sql,
     writeback_sql,
 )
+from syncd.db.optouts import candidates_sql
 from syncd.db.source import SourceInfo
 from syncd.db.templates import Template, templates
 from tests.fixtures.database import ADMIN_DSN, PREFIX, drop_database
@@ -106,8 +107,8 @@ async def test_every_template_block_is_rendered_by_the_product(
     db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No block of sql/templates is dead: the local SQL of every configuration shape, the
-    event writeback, the export staging table and the demo database use each of them at least
-    once."""
+    event writeback, the fast opt-out pass's candidates, the export staging table and the demo
+    database use each of them at least once."""
     seen: set[str] = set()
     recording = _Recording(templates(), seen)
     monkeypatch.setattr(templates_module, "templates", lambda: recording)
@@ -132,6 +133,8 @@ async def test_every_template_block_is_rendered_by_the_product(
             import_sql(job, source, profile)
             explain_sql(job, source, profile)
             event_writeback_sql(job, source)
+            if opt_out is not None:
+                candidates_sql(job, source, profile)
     assert await load_export(db, _export(), required=("email",)) == 1
     database = f"{PREFIX}{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_demo"
     monkeypatch.setattr(demo, "DEMO_DB", database)

@@ -205,6 +205,17 @@ RETURNING q.key;
 -- $1 job. -> id: the job's newest run (any kind), 0 when none.
 SELECT coalesce(max(id), 0) AS id FROM syncd.runs WHERE job = $1::text;
 
+-- name: run_ended_since
+-- $1 job, $2 run id. -> ended: whether a run of the job newer than $2 has ended, a real one
+-- (not a dry run, not a fast opt-out pass): the early run the worker asked for when $2 was the
+-- job's newest, or any run that covered the same events.
+SELECT EXISTS (
+    SELECT 1
+    FROM syncd.runs AS r
+    WHERE r.job = $1::text AND r.id > $2::bigint AND NOT r.dry_run
+      AND r.trigger <> 'opt_out' AND r.finished_at IS NOT NULL
+) AS ended;
+
 -- name: prune_events
 -- $1 days (int). Routed events older than $1 days, and queue rows that waited that long (a job
 -- no longer configured; the scheduled export covered them long ago). -> rows deleted.

@@ -112,6 +112,13 @@ class CallWindow:
         # sooner; waiting that little longer while the rate is reduced is harmless.)
         return None if full is None else max(full, self._reduced_until)
 
+    def room_at(self, now: float) -> int:
+        """Calls that may be sent at `now` without waiting (none while paused)."""
+        if now < self._paused_until:
+            return 0
+        pending = len(self._releases) - bisect_right(self._releases, now)
+        return max(0, self.capacity_at(now) - self._in_flight - pending)
+
     def _room_at(self, start: float, capacity: int) -> float | None:
         gone = bisect_right(self._releases, start)  # slots free again by `start`
         pending = len(self._releases) - gone
@@ -224,6 +231,13 @@ class RateLimiter:
     def capacity(self) -> int:
         """Calls allowed in the general window now (reduced after a limit error)."""
         return self._general.window.capacity_at(self._clock())
+
+    def room(self) -> int:
+        """Calls that could be sent now without waiting: none while callers queue. A hint for a
+        caller that would rather do something else than wait (the event worker)."""
+        if self._general.queue:
+            return 0
+        return self._general.window.room_at(self._clock())
 
     async def acquire(self, method: str) -> None:
         """Return when a call to `method` may be sent, for a call that takes no time."""

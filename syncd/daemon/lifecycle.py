@@ -153,6 +153,7 @@ class Daemon:
                 jobs=lambda: self.config.jobs,
                 request_run=self.request_run,
             )
+            self.exposition.watch_events(self.events.counters)
         self.web = self._build_web(config, callbacks)
         if self.web is not None:
             stack.push_async_callback(self.web.stop)
@@ -395,13 +396,19 @@ class Daemon:
     async def metrics(self, accept: str = "") -> tuple[bytes, str]:
         """/metrics: (body, Content-Type) in the format `accept` (the Accept header) asks for."""
         jobs = tuple(job.name for job in self.config.jobs)
+        queues = (  # read beside the runs, not after them: both within the health timeout
+            asyncio.ensure_future(self.events.reading(self.config.jobs))
+            if self.events is not None
+            else None
+        )
         try:
             runs = await self._job_runs()
             healthy, _ = evaluate(runs, self._max_ages(), time.monotonic() - self._started)
         except SyncdError:
             runs, healthy = [], False
         last_success = {r.job: r.last_success_epoch for r in runs}
-        return self.exposition.expose(Scrape(jobs, last_success, healthy), accept)
+        events = await queues if queues is not None else None
+        return self.exposition.expose(Scrape(jobs, last_success, healthy, events), accept)
 
     def _build_web(self, config: Config, callbacks: CallbackRegistry | None) -> WebServer | None:
         listeners: list[Listener] = []

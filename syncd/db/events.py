@@ -182,6 +182,13 @@ class EventStore:
                 run_id: int = await conn.fetchval(QUERIES["latest_run_id"], job)
         return run_id
 
+    async def run_ended_since(self, job: str, run_id: int) -> bool:
+        """Whether a real run of the job newer than `run_id` has ended (however it ended)."""
+        async with self._pool.acquire() as conn:
+            with translating(self._pool.cfg, conn):
+                ended: bool = await conn.fetchval(QUERIES["run_ended_since"], job, run_id)
+        return ended
+
     async def prune(self, older_than_days: int) -> int:
         async with self._pool.acquire() as conn:
             with translating(self._pool.cfg, conn):

@@ -6,6 +6,7 @@ mounts `receiver` on the webhook listener, and calls `start` once that listener 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -13,11 +14,13 @@ from syncd.api import SelzyClient
 from syncd.config import Config, JobConfig
 from syncd.db import Pool
 from syncd.db.events import EventStore
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 from syncd.events.address import event_address
 from syncd.events.hooks import HookKeeper
-from syncd.events.worker import EventWorker
+from syncd.events.worker import EventWorker, serves
 from syncd.logs import register_secret
+from syncd.web import health
+from syncd.web.event_metrics import EventCounters, EventReading
 from syncd.web.events import EventReceiver
 
 Spawn = Callable[[str, Coroutine[Any, Any, Any]], object]  # Supervisor.spawn
@@ -61,3 +64,26 @@ class EventService:
         previous process stored and did not apply. Neither holds up the daemon's start."""
         spawn("event-hooks", self.keeper.run_forever())
         spawn("event-worker", self.worker.run_forever())
+
+    @property
+    def counters(self) -> EventCounters:
+        """What the receiver, the worker and the keeper counted, for the metrics."""
+        return EventCounters(self.receiver.stats, self.worker.stats, self.keeper.stats)
+
+    async def reading(self, jobs: Sequence[JobConfig]) -> EventReading:
+        """The queues for one scrape: contacts queued per served job, the oldest queued row and
+        the events not routed yet; within HEALTH_TIMEOUT, like the scrape's read of the runs,
+        and without them (the gauges left empty) when PostgreSQL does not answer."""
+        served = tuple(job.name for job in jobs if serves(job))
+        try:
+            async with asyncio.timeout(health.HEALTH_TIMEOUT):
+                backlogs = await self.store.backlogs()
+                unrouted = await self.store.pending()
+        except (SyncdError, TimeoutError):
+            return EventReading(served)  # syncd_database_up says why
+        return EventReading(
+            served,
+            backlog={b.job: b.contacts for b in backlogs},
+            oldest={b.job: b.oldest.timestamp() for b in backlogs},
+            unrouted=unrouted,
+        )

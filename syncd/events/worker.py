@@ -3,8 +3,12 @@ them to the jobs they concern, asks getContact for every queued contact (the pay
 a hint), and writes the answers into the ledger and the writeback columns under the job's lock.
 
 A job whose backlog exceeds `event_backlog_run` contacts gets one early run (`request_run`)
-instead of that many getContact calls; its queue is then dropped as that run covers it. A job
-whose lock is held (a run) keeps its queue for the next pass. Phone-matched jobs are not served:
+instead of that many getContact calls; its queue is then dropped as that run covers it.
+Another is asked for once that run has ended, at most every EARLY_RUN_SPACING (events that came
+during a storm wait a minute, not ten). A job whose lock is held (a run) keeps its queue for the
+next pass. getContact calls go only while the API key's rate limit has room now, less a reserve for
+the runs: a spent window defers the batch (and the pass after it) instead of stalling in the
+limiter while the backlog passes event_backlog_run unnoticed. Phone-matched jobs are not served:
 getContact looks contacts up by email only (selzy-api.md §6.1); their export covers them.
 Nothing is held in memory between passes: what is not applied stays queued in PostgreSQL, so a
 killed daemon applies it after restart.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +40,10 @@ FETCH_CONCURRENCY = 4  # getContact calls in flight per batch
 POLL_INTERVAL = 5.0  # seconds between passes when nothing wakes the worker (a busy job, events
 #                      stored by another syncd process)
 RETRY_DELAY = 5.0  # seconds after a pass failed (PostgreSQL or Selzy unreachable)
-EARLY_RUN_COOLDOWN = 600.0  # seconds before a job's early run is asked for again
+EARLY_RUN_SPACING = 60.0  # seconds at least between two early runs of a job asked for
+EARLY_RUN_COOLDOWN = 600.0  # seconds before an early run that never ended is asked for again
+RATE_RESERVE = 0.1  # share of the key's rate limit left to runs (an early run's export goes now)
+THROTTLE_DELAY = 1.0  # seconds before the next pass when the rate limit had no room
 PRUNE_INTERVAL = 3600.0  # seconds between two prunes of old events
 EVENT_RETENTION_DAYS = 7  # routed events are kept this long (replays within it are stored once)
 
@@ -49,11 +57,13 @@ class WorkerStats:
     fetched: int = 0  # getContact answers
     not_found: int = 0  # getContact did not know the address
     unreadable: int = 0  # answers with a status nobody documented: left to the export
+    refused: int = 0  # getContact refused the one contact (an invalid address, ...)
     applied: int = 0  # contacts dequeued and written
     changed: int = 0  # contacts whose ledger view or local row changed
     written_back: int = 0  # local rows changed
     busy: int = 0  # batches put back because the job's lock was held
     superseded: int = 0  # batches put back because a run started while they were fetched
+    throttled: int = 0  # batches not taken because the key's rate limit had no room
     early_runs: int = 0  # early runs asked for
     failures: int = 0  # passes that failed
 
@@ -68,6 +78,7 @@ class JobPass:
     backlog: int = 0
     early_run: bool = False
     busy: bool = False
+    throttled: bool = False  # the key's rate limit had no room for getContact now
 
 
 class EventWorker:
@@ -84,7 +95,9 @@ class EventWorker:
         request_run: Callable[[str], None],
         poll_interval: float = POLL_INTERVAL,
         batch: int = APPLY_BATCH,
+        early_run_spacing: float = EARLY_RUN_SPACING,
         early_run_cooldown: float = EARLY_RUN_COOLDOWN,
+        throttle_delay: float = THROTTLE_DELAY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -94,10 +107,13 @@ class EventWorker:
         self._request_run = request_run
         self._poll_interval = poll_interval
         self._batch = batch
+        self._spacing = early_run_spacing
         self._cooldown = early_run_cooldown
+        self._throttle_delay = throttle_delay
         self._clock = clock
         self._wake = asyncio.Event()
-        self._early: dict[str, float] = {}  # job -> when its early run was asked for
+        # job -> when its early run was asked for, and the job's newest run id then
+        self._early: dict[str, tuple[float, int]] = {}
         self._pruned_at: float | None = None
         self._throttle = LogThrottle(clock=clock)
         self._not_served: set[str] = set()
@@ -111,11 +127,15 @@ class EventWorker:
             self._wake.clear()
             delay = self._poll_interval
             try:
-                await self.apply_pending()
+                passes = await self.apply_pending()
             except SyncdError as exc:
                 self.stats.failures += 1
                 self._warn("event_pass_failed", error=str(exc))
                 delay = max(delay, RETRY_DELAY)
+            else:
+                if any(p.throttled for p in passes):  # not at every stored event: at a pace
+                    await asyncio.sleep(self._throttle_delay)
+                    continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
@@ -136,8 +156,8 @@ class EventWorker:
         return passes
 
     async def apply_job(self, job: JobConfig) -> JobPass:
-        """Apply the job's queue, batch by batch, while its lock is free; or ask for one early
-        run when the backlog is larger than `event_backlog_run`."""
+        """Apply the job's queue, batch by batch, while its lock is free and the rate limit has
+        room; or ask for one early run when the backlog is larger than `event_backlog_run`."""
         applied = changed = 0
         while True:
             await self._store.discard_covered(job.name)
@@ -146,8 +166,13 @@ class EventWorker:
                 self._early.pop(job.name, None)
                 return JobPass(job.name, applied, changed)
             if backlog > job.event_backlog_run:
-                return JobPass(job.name, applied, changed, backlog, early_run=self._early_run(job))
-            taken = await self._store.take(job.name, self._batch)
+                early = await self._early_run(job)
+                return JobPass(job.name, applied, changed, backlog, early_run=early)
+            room = self._room()
+            if room < 1:
+                self.stats.throttled += 1
+                return JobPass(job.name, applied, changed, backlog, throttled=True)
+            taken = await self._store.take(job.name, min(self._batch, room))
             since_run = await self._store.latest_run_id(job.name)
             views = await self._fetch(job, taken)
             result = await self._write(job, taken, views, since_run)
@@ -190,6 +215,7 @@ class EventWorker:
         except ApiError as exc:
             if exc.retryable or not _refuses_the_contact(exc):
                 raise
+            self.stats.refused += 1
             self._warn("event_contact_refused", job=job.name, error=str(exc))
             return None
         self.stats.fetched += 1
@@ -235,13 +261,25 @@ class EventWorker:
 
     # -- early runs, pruning, logging ---------------------------------------------------------
 
-    def _early_run(self, job: JobConfig) -> bool:
-        """Ask for the job's early run, unless asked within the cooldown; whether asked now."""
+    def _room(self) -> int:
+        """getContact calls that may go now without waiting, the runs' reserve left free."""
+        limiter = self._client.limiter
+        return limiter.room() - math.ceil(limiter.capacity * RATE_RESERVE)
+
+    async def _early_run(self, job: JobConfig) -> bool:
+        """Ask for the job's early run, unless the last one asked for has not ended yet (within
+        the cooldown) or was asked less than the spacing ago; whether asked now."""
         asked = self._early.get(job.name)
         now = self._clock()
-        if asked is not None and now - asked < self._cooldown:
-            return False
-        self._early[job.name] = now
+        if asked is not None:
+            at, newest = asked
+            if now - at < self._spacing:
+                return False
+            if now - at < self._cooldown and not await self._store.run_ended_since(
+                job.name, newest
+            ):
+                return False
+        self._early[job.name] = (now, await self._store.latest_run_id(job.name))
         self.stats.early_runs += 1
         log.info("event_backlog_run_requested", job=job.name, threshold=job.event_backlog_run)
         self._request_run(job.name)
@@ -250,7 +288,7 @@ class EventWorker:
     def _served_jobs(self) -> list[JobConfig]:
         served = []
         for job in self._jobs():
-            if job.match == "email":
+            if serves(job):
                 served.append(job)
             elif job.name not in self._not_served:
                 self._not_served.add(job.name)
@@ -270,6 +308,11 @@ class EventWorker:
         held = self._throttle.allow(event)
         if held is not None:
             log.warning(event, held_back=held, **values)
+
+
+def serves(job: JobConfig) -> bool:
+    """Whether the worker applies the job's events: getContact finds contacts by email only."""
+    return job.match == "email"
 
 
 def _refuses_the_contact(exc: ApiError) -> bool:

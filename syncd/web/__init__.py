@@ -1,6 +1,7 @@
 """The daemon's HTTP side: notify_url callbacks (callbacks.py), Selzy's event webhook receiver
 (events.py), the aiohttp listeners (server.py), /healthz (health.py) and Prometheus metrics
-(metrics.py). Imports nothing from reconcile/ or api/.
+(metrics.py; the event webhook's families in event_metrics.py). Imports nothing from reconcile/
+or api/.
 """
 
 from syncd.web.callbacks import CallbackRegistry, Slot, Verdict

@@ -9,6 +9,7 @@ A collector rather than Counter/Histogram objects: which jobs get series is deci
 (the jobs configured now), and no `_created` series double what a scraper stores.
 Counters are per process (Prometheus' usual model: `rate()` copes with restarts);
 `syncd_last_success_timestamp_seconds` comes from syncd.runs and so covers every process.
+With `[webhook] events = true` the daemon also registers the event families (event_metrics.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from syncd.db import COUNT_COLUMNS
+from syncd.web.event_metrics import EventCollector, EventCounters, EventReading
 
 # The classic text format, which a scraper that does not ask for OpenMetrics gets.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,11 +85,12 @@ class RunStats:
 @dataclass(frozen=True, slots=True)
 class Scrape:
     """What the daemon read for one scrape: its jobs now, each one's last success (epoch seconds,
-    any process) from syncd.runs, and whether /healthz would say healthy."""
+    any process) from syncd.runs, whether /healthz would say healthy, and the event queues."""
 
     jobs: Sequence[str] = ()
     last_success: Mapping[str, float | None] = field(default_factory=dict)
     healthy: bool = False
+    events: EventReading | None = None  # the event queues, when events are on
 
 
 def families(stats: RunStats, scrape: Scrape) -> list[Metric]:
@@ -192,14 +195,22 @@ class DaemonMetrics:
         self.registry = CollectorRegistry()
         self._syncd = SyncdCollector(self.stats)
         self.registry.register(self._syncd)
+        self._events: EventCollector | None = None
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def watch_events(self, counters: EventCounters) -> None:
+        """Serve the event webhook's families too (once, when the daemon builds its events)."""
+        self._events = EventCollector(counters)
+        self.registry.register(self._events)
 
     def expose(self, scrape: Scrape, accept: str = "") -> tuple[bytes, str]:
         """(body, Content-Type) for one scrape. Synchronous from setting `scrape` to the bytes,
         so concurrent scrapes on one event loop cannot see each other's reading."""
         self._syncd.scrape = scrape
+        if self._events is not None:
+            self._events.reading = scrape.events or EventReading()
         return render(self.registry, accept)
 
 

@@ -1,7 +1,8 @@
 """/healthz and /metrics while PostgreSQL is away: the daemon (in the test's event loop, real
 sandbox, real PostgreSQL behind a TCP proxy the test cuts) keeps answering — /healthz 503 saying
 the database is unreachable, with what it knows of each job, /metrics 200 with
-`syncd_database_up 0` — never a hang, never a 500, and both recover when PostgreSQL is back."""
+`syncd_database_up 0` (and, with events on, the event counters but no queue gauges) — never a
+hang, never a 500, and both recover when PostgreSQL is back."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog.testing
+from prometheus_client.parser import text_string_to_metric_families
 
-from syncd.config import Config, DatabaseConfig, JobConfig, MetricsConfig, Schedule
+from syncd.config import (
+    Config,
+    DatabaseConfig,
+    JobConfig,
+    MetricsConfig,
+    Schedule,
+    WebhookConfig,
+)
 from syncd.daemon.lifecycle import Daemon
 from syncd.web import health
 from tests.e2e.test_daemon import create_contacts, wait_until
@@ -33,11 +42,15 @@ async def proxy(db_config: DatabaseConfig) -> AsyncIterator[PgProxy]:
         yield proxy
 
 
-@pytest.fixture
+@pytest.fixture(params=["events_off"])
 async def daemon(
-    db_config: DatabaseConfig, sandbox: SandboxHandle, proxy: PgProxy
+    request: pytest.FixtureRequest,
+    db_config: DatabaseConfig,
+    sandbox: SandboxHandle,
+    proxy: PgProxy,
 ) -> AsyncIterator[Daemon]:
-    """A daemon whose every PostgreSQL connection goes through `proxy`; its job ran once."""
+    """A daemon whose every PostgreSQL connection goes through `proxy`; its job ran once.
+    Parametrized `events_on`: with `[webhook] events = true` too (its handler registered)."""
     await create_contacts(db_config, 3)
     list_id = await sandbox.create_list("Newsletter")
     job = JobConfig(
@@ -49,11 +62,18 @@ async def daemon(
         fields={"email": "email"},
         run_at_start=True,
     )
+    webhook = None
+    if request.param == "events_on":
+        port = free_port()
+        webhook = WebhookConfig(
+            listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}/cb", events=True
+        )
     config = Config(
         selzy=sandbox.config,
         database=proxy.config(db_config, acquire_timeout=2.0),
         jobs=(job,),
         metrics=MetricsConfig(listen=f"127.0.0.1:{free_port()}"),
+        webhook=webhook,
     )
     daemon = Daemon(config, None, environ={})
     task = asyncio.create_task(daemon.run())
@@ -66,7 +86,8 @@ async def daemon(
 
 
 async def _ran(daemon: Daemon) -> bool:
-    return "news" in daemon.runner.last
+    hooked = daemon.events is None or daemon.events.keeper.stats.registered
+    return "news" in daemon.runner.last and hooked
 
 
 class Probe:
@@ -80,13 +101,18 @@ class Probe:
             return resp.status, await resp.json()
 
     async def metrics(self) -> tuple[int, dict[str, float]]:
+        status, samples = await self.all_metrics()
+        return status, {k: v for k, v in samples.items() if k in ("syncd_up", "syncd_database_up")}
+
+    async def all_metrics(self) -> tuple[int, dict[str, float]]:
+        """Every unlabelled sample, and labelled ones as `name{value,...}` (label values only)."""
         async with self.session.get(self.base + "/metrics", timeout=CLIENT_TIMEOUT) as resp:
             text = await resp.text()
         samples = {}
-        for line in text.splitlines():
-            if line.startswith(("syncd_up", "syncd_database_up")):
-                name, value = line.split()
-                samples[name] = float(value)
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(s.labels.values())
+                samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
         return resp.status, samples
 
     async def recovered(self) -> bool:
@@ -126,6 +152,7 @@ async def test_postgresql_down_is_a_503_naming_the_database_and_metrics_still_an
     assert changes == ["database_unreachable", "database_reachable"]  # once per change
 
 
+@pytest.mark.parametrize("daemon", ["events_off", "events_on"], indirect=True)
 @pytest.mark.parametrize("silence", ["freeze", "blackhole"])
 async def test_a_silent_database_is_a_503_within_the_health_timeout_not_a_hang(
     daemon: Daemon,
@@ -135,7 +162,8 @@ async def test_a_silent_database_is_a_503_within_the_health_timeout_not_a_hang(
     silence: str,
 ) -> None:
     """freeze: the pooled connection's query never gets an answer (a network gone silent);
-    blackhole: new connections are never answered (a host gone)."""
+    blackhole: new connections are never answered (a host gone). With events on, the scrape's
+    read of the event queues is bounded by the same timeout."""
     monkeypatch.setattr(health, "HEALTH_TIMEOUT", 0.5)
     await getattr(proxy, silence)()
     for _ in range(2):  # the second read finds whatever the first one left behind
@@ -171,3 +199,27 @@ async def _crashed(logs: list[dict[str, Any]]) -> bool:
 
 async def _succeeded_again(daemon: Daemon) -> bool:
     return daemon.runner.last["news"].status == "succeeded"
+
+
+@pytest.mark.parametrize("daemon", ["events_on"], indirect=True)
+async def test_with_events_on_metrics_keep_answering_and_only_the_queue_gauges_go(
+    daemon: Daemon, proxy: PgProxy, probe: Probe
+) -> None:
+    """The event queues are read at scrape time from PostgreSQL; the counters are in memory."""
+    status, samples = await probe.all_metrics()
+    assert status == 200
+    assert samples["syncd_event_backlog_contacts{news}"] == 0
+    assert samples["syncd_events_unrouted"] == 0
+    assert samples["syncd_event_hook_active"] == 1
+    await proxy.cut()
+    status, samples = await probe.all_metrics()
+    assert status == 200
+    assert (samples["syncd_up"], samples["syncd_database_up"]) == (0, 0)
+    assert "syncd_event_backlog_contacts{news}" not in samples
+    assert "syncd_events_unrouted" not in samples
+    assert samples["syncd_event_requests_total{accepted}"] == 0
+    assert samples["syncd_event_hook_active"] == 1  # what Selzy last said; PostgreSQL is apart
+    await proxy.restore()
+    await wait_until(probe.recovered, within=20, what="health once PostgreSQL is back")
+    _, samples = await probe.all_metrics()
+    assert samples["syncd_event_backlog_contacts{news}"] == 0

@@ -1,7 +1,7 @@
 """The daemon with `[webhook] events = true`, in the test's event loop (real PostgreSQL, the real
 sandbox delivering webhooks over HTTP): it registers its event URL, an unsubscribe in Selzy is
 written back within seconds without a run, a forged event changes nothing, and a backlog past
-event_backlog_run becomes one early run (trigger `events`)."""
+event_backlog_run becomes one early run (trigger `events`) — each also seen on /metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.config import Config, DatabaseConfig, JobConfig, Schedule, WebhookConfig
 from syncd.daemon.lifecycle import Daemon
@@ -91,6 +92,24 @@ async def started(config: Config, db: Connection, sandbox: SandboxHandle) -> tup
     return daemon, task
 
 
+async def metrics(config: Config) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The daemon's /metrics (served on the webhook listener too), sample by name and labels."""
+    assert config.webhook is not None
+    url = f"http://{config.webhook.listen}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())
+
+
 async def stopped(daemon: Daemon, task: Any) -> int:
     daemon.request_stop("test")
     return int(await asyncio.wait_for(task, 30))
@@ -113,6 +132,13 @@ async def test_an_unsubscribe_in_selzy_is_written_back_within_seconds_without_a_
         assert await runs(db) == [("startup", "succeeded")]
         kinds = await db.fetch("SELECT kind, action FROM syncd.history WHERE kind = 'event'")
         assert [(k["kind"], k["action"]) for k in kinds] == [("event", "unsubscribe")]
+        seen = await metrics(config)
+        assert seen[sample("syncd_events_received_total", outcome="stored")] == 1
+        assert seen[sample("syncd_event_rows_written_back_total")] == 1
+        assert seen[sample("syncd_event_getcontact_calls_total", result="found")] == 1
+        assert seen[sample("syncd_event_backlog_contacts", job="news")] == 0
+        assert seen[sample("syncd_event_hook_active")] == 1
+        assert seen[sample("syncd_event_requests_total", outcome="forged")] == 0
 
         # a forged event about another contact is refused and changes nothing
         assert config.webhook is not None
@@ -136,6 +162,9 @@ async def test_an_unsubscribe_in_selzy_is_written_back_within_seconds_without_a_
         assert daemon.events.receiver.stats.rejected == {"forged": 1}
         await asyncio.sleep(0.3)
         assert (await list_statuses(db))[EMAILS[1]] == "subscribed"
+        seen = await metrics(config)
+        assert seen[sample("syncd_event_requests_total", outcome="forged")] == 1
+        assert seen[sample("syncd_events_received_total", outcome="stored")] == 1
     finally:
         assert await stopped(daemon, task) == 0
 
@@ -159,5 +188,9 @@ async def test_a_backlog_past_event_backlog_run_becomes_one_early_run(
         assert set((await list_statuses(db)).values()) == {"unsubscribed"}
         assert await sandbox.calls("getContact") == []
         assert [t for t, _ in await runs(db)] == ["startup", "events"]
+        seen = await metrics(config)
+        assert seen[sample("syncd_event_early_runs_total")] == 1
+        assert seen[sample("syncd_event_contacts_applied_total")] == 0
+        assert seen[sample("syncd_runs_total", job="news", status="succeeded")] == 2
     finally:
         assert await stopped(daemon, task) == 0

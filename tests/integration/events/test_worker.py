@@ -1,7 +1,8 @@
 """Selzy-side changes reach the ledger and the writeback columns through the event webhook: the
 sandbox delivers to our receiver over HTTP, the events are stored in PostgreSQL, and the worker
 looks each contact up with getContact and applies what Selzy says — once, under the job's lock,
-never over fresher knowledge, and as one early run when the backlog is large."""
+never over fresher knowledge, as one early run when the backlog is large (another once it ended,
+if the backlog grew meanwhile), and never stalled on a spent rate limit."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import dataclasses
 
 import structlog.testing
 
+from syncd.api import SelzyClient
+from syncd.api.ratelimit import RateLimiter
 from syncd.db import connect, ensure_job, try_lock_job
 from syncd.db.events import EventStore
+from syncd.events.worker import EventWorker
 from tests.integration.events.conftest import Events, make_worker
 
 ANN = "ann@example.com"
@@ -233,3 +237,77 @@ async def test_registration_is_idempotent_and_a_lost_handler_is_registered_again
     found = await events.keeper.check()
     assert found.verdict.value == "missing"
     assert [h["status"] for h in await sandbox.hooks()] == ["active"]
+
+
+async def test_a_spent_rate_limit_leaves_the_batch_queued_instead_of_waiting_for_the_window(
+    events: Events,
+) -> None:
+    """getContact counts against the key's limit: with no room now (less the runs' reserve)
+    the pass ends at once with the rest still queued, rather than stalling in the limiter for
+    the rest of Selzy's minute while the backlog could pass event_backlog_run unnoticed."""
+    emails = [f"user{i}@example.com" for i in range(5)]
+    await subscribed(events, *emails)
+    await unsubscribe(events, *emails)
+    await events.delivered(1)
+    await eventually_queued(events, len(emails))
+    harness = events.harness
+    await harness.sandbox.clear_calls()
+    # 4 calls a minute, one of them left to runs: room for 3 getContact calls now
+    limiter = RateLimiter(4, 2, margin=0.0)
+    async with SelzyClient(harness.sandbox.config, limiter=limiter) as client:
+        worker = EventWorker(
+            store=events.store,
+            database=harness.db_config,
+            client=client,
+            jobs=lambda: [harness.job],
+            request_run=events.requested.append,
+        )
+        [first] = await worker.apply_pending()
+        assert (first.applied, first.backlog, first.throttled) == (3, 2, True)
+        [second] = await worker.apply_pending()
+        assert (second.applied, second.throttled) == (0, True)
+    assert len(await harness.sandbox.calls("getContact")) == 3
+    assert worker.stats.throttled == 2
+    assert len(await events.queue()) == 2
+    assert events.requested == []
+
+
+async def test_a_backlog_that_grew_during_its_early_run_asks_for_another_once_it_ended(
+    events: Events,
+) -> None:
+    """Events keep coming while the early run runs: those it did not cover ask for the next
+    one as soon as it has ended — not before, and not sooner than a minute after the last."""
+    emails = [f"user{i}@example.com" for i in range(7)]
+    await subscribed(events, *emails)
+    harness = events.harness
+    harness.job = dataclasses.replace(harness.job, event_backlog_run=2)
+    now = [1000.0]
+    worker = EventWorker(
+        store=events.store,
+        database=harness.db_config,
+        client=harness.client,
+        jobs=lambda: [harness.job],
+        request_run=events.requested.append,
+        clock=lambda: now[0],
+    )
+    await unsubscribe(events, *emails[:4])
+    await events.delivered(1)
+    await eventually_queued(events, 4)
+    [asked] = await worker.apply_pending()
+    assert asked.early_run
+    now[0] += 61
+    [waiting] = await worker.apply_pending()  # that run has not happened yet
+    assert not waiting.early_run
+
+    assert (await harness.run()).status == "succeeded"  # the early run: covers the four
+    await unsubscribe(events, *emails[4:])
+    await events.delivered(2)
+    await eventually_queued(events, 3)
+    now[0] = 1030.0
+    [spaced] = await worker.apply_pending()
+    assert (spaced.early_run, spaced.backlog) == (False, 3)
+    now[0] = 1061.0
+    [again] = await worker.apply_pending()
+    assert again.early_run
+    assert events.requested == [harness.job.name, harness.job.name]
+    assert worker.stats.early_runs == 2

@@ -1,13 +1,17 @@
 """/metrics as a Prometheus server and Grafana see it: served over HTTP by a real daemon (real
 PostgreSQL, the sandbox) after one run, read back with prometheus_client's own parsers in both
-negotiated formats, and every metric deploy/grafana-dashboard.json queries is among them."""
+negotiated formats, and every metric deploy/grafana-dashboard.json queries is among them. With
+`[webhook] events = true`, the event counters move as the sandbox delivers an unsubscribe and as
+a forged POST is refused."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +21,19 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from syncd.config import Config, DatabaseConfig, JobConfig, MetricsConfig, Schedule
+from syncd.config import (
+    Config,
+    DatabaseConfig,
+    JobConfig,
+    MetricsConfig,
+    Schedule,
+    WebhookConfig,
+)
 from syncd.daemon.lifecycle import Daemon
 from syncd.db import connect
+from syncd.sandbox.payload import signed
 from tests.fixtures.sandbox import SandboxHandle, free_port
+from tests.integration.sandbox.conftest import FAST_HOOKS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,29 +63,9 @@ async def create_contacts(db_config: DatabaseConfig) -> None:
         await conn.close()
 
 
-@pytest.fixture
-async def metrics_url(db_config: DatabaseConfig, sandbox: SandboxHandle) -> AsyncIterator[str]:
-    """/metrics of an in-process daemon whose one job has run once, with one retried 503."""
-    await create_contacts(db_config)
-    list_id = await sandbox.create_list("Newsletter")
-    await sandbox.fault(method="*", kind="http_status", status=503, times=1)
-    port = free_port()
-    job = JobConfig(
-        name="news",
-        list_id=list_id,
-        table="public.contacts",
-        match="email",
-        schedule=Schedule("every 1h", interval_seconds=3600),
-        fields={"email": "email"},
-        run_timeout=20,
-        run_at_start=True,
-    )
-    config = Config(
-        selzy=sandbox.config,
-        database=db_config,
-        jobs=(job,),
-        metrics=MetricsConfig(listen=f"127.0.0.1:{port}"),
-    )
+@contextlib.asynccontextmanager
+async def after_one_run(config: Config) -> AsyncIterator[Daemon]:
+    """An in-process daemon whose one job has run once (succeeded); stopped on leaving."""
     daemon = Daemon(config, None, environ={})
     task = asyncio.create_task(daemon.run())
     try:
@@ -81,10 +74,94 @@ async def metrics_url(db_config: DatabaseConfig, sandbox: SandboxHandle) -> Asyn
                 assert not task.done(), "the daemon exited before its first run"
                 await asyncio.sleep(0.05)
         assert daemon.runner.last["news"].status == "succeeded"
-        yield f"http://127.0.0.1:{port}/metrics"
+        yield daemon
     finally:
         daemon.request_stop("test")
         assert await asyncio.wait_for(task, 30) == 0
+
+
+def news_job(list_id: int, **changes: Any) -> JobConfig:
+    return JobConfig(
+        name="news",
+        list_id=list_id,
+        table="public.contacts",
+        match="email",
+        schedule=Schedule("every 1h", interval_seconds=3600),
+        fields={"email": "email"},
+        run_timeout=20,
+        run_at_start=True,
+        **changes,
+    )
+
+
+@pytest.fixture
+async def metrics_url(db_config: DatabaseConfig, sandbox: SandboxHandle) -> AsyncIterator[str]:
+    """/metrics of an in-process daemon whose one job has run once, with one retried 503."""
+    await create_contacts(db_config)
+    list_id = await sandbox.create_list("Newsletter")
+    await sandbox.fault(method="*", kind="http_status", status=503, times=1)
+    port = free_port()
+    config = Config(
+        selzy=sandbox.config,
+        database=db_config,
+        jobs=(news_job(list_id),),
+        metrics=MetricsConfig(listen=f"127.0.0.1:{port}"),
+    )
+    async with after_one_run(config):
+        yield f"http://127.0.0.1:{port}/metrics"
+
+
+@dataclass
+class EventsDaemon:
+    daemon: Daemon
+    metrics_url: str
+    event_url: str
+    list_id: int
+
+
+@pytest.fixture
+async def events_daemon(
+    db_config: DatabaseConfig, sandbox: SandboxHandle
+) -> AsyncIterator[EventsDaemon]:
+    """The same daemon with `[webhook] events = true` (its /metrics on the webhook listener),
+    the sandbox delivering webhooks fast, the contacts in the list already; its job ran once
+    (one retried 503 on the export request: setHook must not take it), its handler is
+    registered and active."""
+    await create_contacts(db_config)
+    conn = await connect(db_config)
+    try:
+        await conn.execute("ALTER TABLE public.contacts ADD COLUMN selzy_list_status text")
+    finally:
+        await conn.close()
+    await sandbox.settings(**FAST_HOOKS)
+    list_id = await sandbox.create_list("Newsletter")
+    # in the list before any handler exists: no event comes before the test's own
+    await sandbox.upsert_contacts(
+        [
+            {"email": f"user{i}@example.com", "email_list_ids": [list_id]}
+            for i in range(1, CONTACTS + 1)
+        ]
+    )
+    await sandbox.fault(method="async/exportContacts", kind="http_status", status=503, times=1)
+    port = free_port()
+    webhook = WebhookConfig(
+        listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}/selzy-callback",
+        events=True,
+    )
+    job = news_job(list_id, writeback={"list_status": "selzy_list_status"})
+    config = Config(selzy=sandbox.config, database=db_config, webhook=webhook, jobs=(job,))
+    async with after_one_run(config) as daemon:
+        for _ in range(400):
+            if [h["status"] for h in await sandbox.hooks()] == ["active"]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the daemon's event handler is not active in the sandbox")
+        assert daemon.events is not None
+        yield EventsDaemon(
+            daemon, f"http://127.0.0.1:{port}/metrics", daemon.events.address.url, list_id
+        )
 
 
 async def scrape(url: str, accept: str | None = None) -> tuple[str, str]:
@@ -125,6 +202,7 @@ async def test_classic_text_parses_and_carries_the_run_and_the_process(metrics_u
     assert 0 < value(found, "process_open_fds") < value(found, "process_max_fds")
     assert value(found, "process_start_time_seconds") > 1.7e9
     assert found["python_info"]
+    assert not [name for name in found if name.startswith("syncd_event")]  # events are off
 
 
 @pytest.mark.parametrize("accept", [OPENMETRICS, PROMETHEUS_ACCEPT])
@@ -139,6 +217,68 @@ async def test_openmetrics_is_negotiated_and_parses(metrics_url: str, accept: st
     ]
     assert families["syncd_run_duration_seconds"].type == "histogram"
     assert families["process_resident_memory_bytes"].samples[0].value > 0
+
+
+# -- the event webhook ------------------------------------------------------------------------
+
+
+async def scraped(url: str) -> dict[str, list[Sample]]:
+    return samples((await scrape(url))[1])
+
+
+async def test_the_event_counters_move_as_the_sandbox_delivers_an_unsubscribe(
+    events_daemon: EventsDaemon, sandbox: SandboxHandle
+) -> None:
+    url = events_daemon.metrics_url
+    before = await scraped(url)
+    assert value(before, "syncd_event_hook_active") == 1
+    assert value(before, "syncd_event_hook_registrations_total") >= 1
+    assert value(before, "syncd_event_requests_total", outcome="accepted") == 0
+    assert value(before, "syncd_event_backlog_contacts", job="news") == 0
+    assert value(before, "syncd_events_unrouted") == 0
+    await sandbox.call(
+        "unsubscribe",
+        contact_type="email",
+        contact="user1@example.com",
+        list_ids=events_daemon.list_id,
+    )
+    found = before
+    for _ in range(300):  # the delivery, the store, then getContact and the writeback
+        found = await scraped(url)
+        if value(found, "syncd_event_rows_written_back_total") >= 1:
+            break
+        await asyncio.sleep(0.05)
+    assert value(found, "syncd_event_rows_written_back_total") == 1
+    assert value(found, "syncd_event_requests_total", outcome="accepted") >= 1
+    assert value(found, "syncd_events_received_total", outcome="stored") == 1
+    assert value(found, "syncd_events_routed_total") == 1
+    assert value(found, "syncd_event_getcontact_calls_total", result="found") == 1
+    assert value(found, "syncd_event_contacts_applied_total") == 1
+    assert value(found, "syncd_event_contacts_changed_total") == 1
+    assert value(found, "syncd_event_early_runs_total") == 0
+    assert value(found, "syncd_event_worker_passes_total") >= 1
+    assert value(found, "syncd_event_backlog_contacts", job="news") == 0
+    assert "syncd_event_backlog_oldest_timestamp_seconds" not in found  # nothing queued
+
+
+async def test_a_forged_post_moves_the_forged_counter_and_nothing_else(
+    events_daemon: EventsDaemon,
+) -> None:
+    url = events_daemon.metrics_url
+    before = await scraped(url)
+    body = signed({"login": "x", "event_name": "unsubscribe", "email": "user2@example.com"}, "no")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(events_daemon.event_url, data=body) as response,
+    ):
+        assert response.status == 403
+    after = await scraped(url)
+    assert value(after, "syncd_event_requests_total", outcome="forged") == 1
+    for outcome in ("accepted", "malformed", "too_large", "unknown_path", "store_failed"):
+        assert value(after, "syncd_event_requests_total", outcome=outcome) == value(
+            before, "syncd_event_requests_total", outcome=outcome
+        )
+    assert value(after, "syncd_events_received_total", outcome="stored") == 0
 
 
 # -- the dashboard ---------------------------------------------------------------------------
@@ -244,8 +384,11 @@ def test_the_dashboard_is_an_importable_grafana_dashboard() -> None:
         assert topic in titles, topic
 
 
-async def test_every_metric_and_label_the_dashboard_queries_is_served(metrics_url: str) -> None:
-    _, text = await scrape(metrics_url)
+async def test_every_metric_and_label_the_dashboard_queries_is_served(
+    events_daemon: EventsDaemon,
+) -> None:
+    """Against the daemon with events on: the dashboard's event panels query those too."""
+    _, text = await scrape(events_daemon.metrics_url)
     found = samples(text)
     queries = list(dashboard_queries())
     used: set[str] = set()
@@ -270,4 +413,6 @@ async def test_every_metric_and_label_the_dashboard_queries_is_served(metrics_ur
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "process_open_fds",
+        "syncd_events_received_total",
+        "syncd_event_backlog_contacts",
     } <= used

@@ -134,6 +134,33 @@ def test_a_call_holds_its_slot_until_a_period_after_it_finished() -> None:
     assert window.free_at(6.0) == 65.0
 
 
+def test_room_counts_the_calls_that_could_go_now_and_none_while_paused() -> None:
+    window = CallWindow(limit=3, period=60.0)
+    assert window.room_at(0.0) == 3
+    window.take(0.0)
+    window.take(0.0)
+    assert window.room_at(1.0) == 1  # two in flight
+    window.release(2.0)
+    assert window.room_at(3.0) == 1  # finished, but in the window until 62.0
+    assert window.room_at(62.0) == 2
+    window.release(65.0)
+    window.penalise(now=70.0, sent_at=69.0)
+    assert window.room_at(100.0) == 0  # paused until 130.0
+    assert window.room_at(130.0) == 1  # then the reduced rate: 1 of 3
+
+
+async def test_the_limiters_room_is_none_while_callers_queue() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock, per_minute=2)
+    assert limiter.room() == 2
+    await limiter.acquire("getContact")
+    assert limiter.room() == 1
+    await limiter.acquire("getContact")
+    assert limiter.room() == 0
+    clock.now += 60.0
+    assert limiter.room() == 2
+
+
 def test_a_slot_taken_but_never_sent_is_free_at_once() -> None:
     window = CallWindow(limit=1, period=60.0)
     window.take(0.0)

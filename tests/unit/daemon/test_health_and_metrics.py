@@ -1,11 +1,18 @@
-"""/healthz's rule and the metric families syncd puts on its registry (pure parts of syncd.web)."""
+"""/healthz's rule and the metric families syncd puts on its registry, the event webhook's too
+(pure parts of syncd.web)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from prometheus_client import REGISTRY
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncd.events.hooks import HookStats
+from syncd.events.worker import WorkerStats
+from syncd.web.event_metrics import EventCounters, EventReading, event_families
+from syncd.web.events import ReceiverStats
 from syncd.web.health import JobRuns, evaluate, max_success_age
 from syncd.web.metrics import CONTENT_TYPE, DaemonMetrics, RunStats, Scrape, families
 
@@ -164,3 +171,111 @@ def test_each_daemon_has_its_own_registry_with_the_process_collectors() -> None:
         assert any(n == name for n, _ in a), name
     assert any(n == "python_info" for n, _ in a)
     assert REGISTRY.get_sample_value("syncd_up") is None  # nothing leaks into the global one
+
+
+# -- the event webhook's families ([webhook] events = true) ----------------------------------
+
+# Every event metric: (type, label names). The same rule as CONTRACT: dashboards and alerts.
+EVENT_CONTRACT = {
+    "syncd_event_requests_total": ("counter", ("outcome",)),
+    "syncd_events_received_total": ("counter", ("outcome",)),
+    "syncd_events_routed_total": ("counter", ()),
+    "syncd_event_contacts_applied_total": ("counter", ()),
+    "syncd_event_contacts_changed_total": ("counter", ()),
+    "syncd_event_rows_written_back_total": ("counter", ()),
+    "syncd_event_getcontact_calls_total": ("counter", ("result",)),
+    "syncd_event_batches_deferred_total": ("counter", ("reason",)),
+    "syncd_event_early_runs_total": ("counter", ()),
+    "syncd_event_worker_passes_total": ("counter", ()),
+    "syncd_event_worker_failures_total": ("counter", ()),
+    "syncd_event_hook_active": ("gauge", ()),
+    "syncd_event_hook_checks_total": ("counter", ()),
+    "syncd_event_hook_registrations_total": ("counter", ()),
+    "syncd_event_hook_reactivations_total": ("counter", ()),
+    "syncd_event_hook_failures_total": ("counter", ()),
+    "syncd_event_backlog_contacts": ("gauge", ("job",)),
+    "syncd_event_backlog_oldest_timestamp_seconds": ("gauge", ("job",)),
+    "syncd_events_unrouted": ("gauge", ()),
+}
+
+
+def event_counters() -> EventCounters:
+    return EventCounters(ReceiverStats(), WorkerStats(), HookStats())
+
+
+def test_a_daemon_without_events_serves_no_event_metric() -> None:
+    series = served(DaemonMetrics(), Scrape(("news",), {}, healthy=True))
+    assert not [name for name, _ in series if name.startswith(("syncd_event", "syncd_events"))]
+
+
+def test_every_event_family_keeps_its_name_type_and_labels() -> None:
+    counters = event_counters()
+    reading = EventReading(("news",), backlog={"news": 2}, oldest={"news": 1.7e9}, unrouted=0)
+    got = event_families(counters, reading)
+    exposed = {f.name + ("_total" if f.type == "counter" else ""): (f.type, f) for f in got}
+    assert set(exposed) == set(EVENT_CONTRACT)
+    for name, (kind, labels) in EVENT_CONTRACT.items():
+        family_kind, family = exposed[name]
+        assert family_kind == kind, name
+        assert family.samples, name
+        for sample in family.samples:
+            assert tuple(sample.labels) == labels, (name, sample)
+
+
+def test_the_event_counters_are_served_with_every_known_outcome_from_zero() -> None:
+    counters = event_counters()
+    metrics = DaemonMetrics()
+    metrics.watch_events(counters)
+    scrape = Scrape(("news", "sms"), {}, True, EventReading(("news",), {}, {}, 0))
+    series = served(metrics, scrape)
+    for outcome in ("accepted", "forged", "malformed", "too_large", "unknown_path"):
+        assert series[key("syncd_event_requests_total", outcome=outcome)] == 0
+    assert series[key("syncd_events_received_total", outcome="duplicate")] == 0
+    assert series[key("syncd_event_backlog_contacts", job="news")] == 0  # served jobs only
+    assert key("syncd_event_backlog_contacts", job="sms") not in series
+    assert not any(n == "syncd_event_backlog_oldest_timestamp_seconds" for n, _ in series)
+    assert series[key("syncd_event_hook_active")] == 0
+
+    counters.receiver.posts, counters.receiver.events, counters.receiver.stored = 3, 5, 4
+    counters.receiver.ignored = 1
+    counters.receiver.reject("forged")
+    counters.receiver.reject("forged")
+    counters.worker.fetched, counters.worker.not_found, counters.worker.refused = 6, 1, 1
+    counters.worker.applied, counters.worker.written_back, counters.worker.early_runs = 6, 2, 1
+    counters.worker.busy, counters.worker.throttled = 1, 2
+    counters.hooks.registered, counters.hooks.reactivations = True, 1
+    reading = EventReading(("news",), {"news": 7}, {"news": 1700000000.5}, unrouted=3)
+    series = served(metrics, replace(scrape, events=reading))
+    assert series[key("syncd_event_requests_total", outcome="accepted")] == 3
+    assert series[key("syncd_event_requests_total", outcome="forged")] == 2
+    assert series[key("syncd_events_received_total", outcome="stored")] == 4
+    assert series[key("syncd_events_received_total", outcome="duplicate")] == 1
+    assert series[key("syncd_events_received_total", outcome="ignored")] == 1
+    assert series[key("syncd_event_getcontact_calls_total", result="found")] == 5
+    assert series[key("syncd_event_getcontact_calls_total", result="not_found")] == 1
+    assert series[key("syncd_event_getcontact_calls_total", result="refused")] == 1
+    assert series[key("syncd_event_contacts_applied_total")] == 6
+    assert series[key("syncd_event_rows_written_back_total")] == 2
+    assert series[key("syncd_event_batches_deferred_total", reason="busy")] == 1
+    assert series[key("syncd_event_batches_deferred_total", reason="rate_limit")] == 2
+    assert series[key("syncd_event_early_runs_total")] == 1
+    assert series[key("syncd_event_hook_active")] == 1
+    assert series[key("syncd_event_hook_reactivations_total")] == 1
+    assert series[key("syncd_event_backlog_contacts", job="news")] == 7
+    assert series[key("syncd_event_backlog_oldest_timestamp_seconds", job="news")] == 1700000000.5
+    assert series[key("syncd_events_unrouted")] == 3
+
+
+def test_an_unanswered_store_leaves_the_queue_gauges_empty_and_the_counters_served() -> None:
+    counters = event_counters()
+    counters.receiver.reject("store_failed")
+    metrics = DaemonMetrics()
+    metrics.watch_events(counters)
+    series = served(metrics, Scrape(("news",), {}, False, EventReading(("news",))))
+    assert series[key("syncd_event_requests_total", outcome="store_failed")] == 1
+    assert not [
+        n for n, _ in series if n in ("syncd_event_backlog_contacts", "syncd_events_unrouted")
+    ]
+    body, _ = metrics.expose(Scrape(("news",)), "application/openmetrics-text; version=1.0.0")
+    names = {f.name for f in parse_openmetrics(body.decode())}  # strict: types and suffixes
+    assert {"syncd_event_requests", "syncd_event_backlog_contacts", "syncd_up"} <= names

@@ -208,9 +208,25 @@ def _read_webhook(t: Table) -> WebhookConfig:
         max_body_bytes=t.integer("max_body_bytes", d["max_body_bytes"], low=1024),
         events=t.boolean("events", d["events"]),
         max_event_body_bytes=t.integer("max_event_body_bytes", d["max_event_body_bytes"], low=1024),
+        hook_check_interval=_hook_check_interval(t, d["hook_check_interval"]),
     )
     t.finish()
     return webhook
+
+
+MIN_HOOK_CHECK_INTERVAL = 1.0  # seconds
+
+
+def _hook_check_interval(t: Table, default: float) -> float:
+    """`hook_check_interval`: a duration of at least MIN_HOOK_CHECK_INTERVAL."""
+    interval: float = t.duration("hook_check_interval", default)
+    if interval < MIN_HOOK_CHECK_INTERVAL:
+        t.add(
+            "hook_check_interval",
+            f"must be at least {MIN_HOOK_CHECK_INTERVAL:g} second, got {interval:g}",
+        )
+        return default
+    return interval
 
 
 def _read_metrics(t: Table) -> MetricsConfig:

@@ -86,6 +86,7 @@ class WebhookConfig:
     max_body_bytes: int = 65536
     events: bool = False  # register with setHook and apply Selzy's unsubscribe/subscribe events
     max_event_body_bytes: int = 4 * 1024 * 1024  # an event POST may batch many events
+    hook_check_interval: float = 3600.0  # seconds between two listHooks checks of the handler
 
 
 @dataclass(frozen=True, slots=True)

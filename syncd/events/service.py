@@ -56,7 +56,7 @@ class EventService:
             max_body_bytes=webhook.max_event_body_bytes,
             on_stored=self.worker.wake,
         )
-        self.keeper = HookKeeper(client, self.address)
+        self.keeper = HookKeeper(client, self.address, interval=webhook.hook_check_interval)
 
     def start(self, spawn: Spawn) -> None:
         """The supervised tasks: the registration (setHook, then listHooks hourly: the receiver

@@ -1,7 +1,9 @@
 """The daemon with `[webhook] events = true`, in the test's event loop (real PostgreSQL, the real
 sandbox delivering webhooks over HTTP): it registers its event URL, an unsubscribe in Selzy is
-written back within seconds without a run, a forged event changes nothing, and a backlog past
-event_backlog_run becomes one early run (trigger `events`) — each also seen on /metrics."""
+written back within seconds without a run, a forged event changes nothing, a replayed event
+changes nothing twice, a handler Selzy stopped is re-activated, a backlog past event_backlog_run
+becomes one early run (trigger `events`) — each also seen on /metrics — and with events off the
+export alone still converges."""
 
 from __future__ import annotations
 
@@ -192,5 +194,114 @@ async def test_a_backlog_past_event_backlog_run_becomes_one_early_run(
         assert seen[sample("syncd_event_early_runs_total")] == 1
         assert seen[sample("syncd_event_contacts_applied_total")] == 0
         assert seen[sample("syncd_runs_total", job="news", status="succeeded")] == 2
+    finally:
+        assert await stopped(daemon, task) == 0
+
+
+async def test_a_replayed_event_changes_nothing_twice(
+    config: Config, db: Connection, sandbox: SandboxHandle
+) -> None:
+    daemon, task = await started(config, db, sandbox)
+    try:
+        job = config.jobs[0]
+        await sandbox.call(
+            "unsubscribe", contact_type="email", contact=EMAILS[0], list_ids=job.list_id
+        )
+
+        async def applied() -> bool:
+            return (await list_statuses(db))[EMAILS[0]] == "unsubscribed"
+
+        await wait_until(applied, within=5, what="the writeback of the unsubscribe")
+        [delivered] = [d for d in await sandbox.deliveries() if d["status"] == 200]
+        # the local column is put back by hand: applying the event again would undo that
+        await db.execute(
+            "UPDATE public.contacts SET selzy_list_status = 'edited' WHERE email = $1", EMAILS[0]
+        )
+        assert daemon.events is not None
+        address = daemon.events.address
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):  # Selzy retries, a proxy replays: the very same body
+                async with session.post(address.url, data=delivered["body"]) as response:
+                    assert response.status == 200
+
+        async def both_seen() -> bool:
+            seen = await metrics(config)
+            return seen[sample("syncd_events_received_total", outcome="duplicate")] == 2
+
+        await wait_until(both_seen, within=5, what="the replays counted as duplicates")
+        daemon.events.worker.wake()
+        await asyncio.sleep(0.5)  # a pass that would apply a stored replay has had its chance
+        assert (await list_statuses(db))[EMAILS[0]] == "edited"
+        assert await db.fetchval("SELECT count(*) FROM syncd.events") == 1
+        history = await db.fetchval("SELECT count(*) FROM syncd.history WHERE kind = 'event'")
+        assert history == 1
+        assert len(await sandbox.calls("getContact")) == 1
+    finally:
+        assert await stopped(daemon, task) == 0
+
+
+async def test_a_hook_selzy_stopped_is_reactivated_and_events_flow_again(
+    config: Config, db: Connection, sandbox: SandboxHandle
+) -> None:
+    assert config.webhook is not None
+    config = replace(config, webhook=replace(config.webhook, hook_check_interval=1.0))
+    daemon, task = await started(config, db, sandbox)
+    try:
+        assert daemon.events is not None
+        url = daemon.events.address.url
+        # what Selzy does after failed deliveries (the sandbox's own path to it is tested in
+        # tests/integration/sandbox/test_hook_delivery.py), set directly
+        await sandbox.set_hook(url, status="stopped")
+
+        async def active_again() -> bool:
+            return [h["status"] for h in await sandbox.hooks()] == ["active"]
+
+        await wait_until(active_again, within=10, what="the hook re-activated")
+        assert daemon.events.keeper.stats.reactivations >= 1
+        seen = await metrics(config)
+        assert seen[sample("syncd_event_hook_reactivations_total")] >= 1
+
+        await sandbox.call(
+            "unsubscribe", contact_type="email", contact=EMAILS[1], list_ids=config.jobs[0].list_id
+        )
+
+        async def written_back() -> bool:
+            return (await list_statuses(db))[EMAILS[1]] == "unsubscribed"
+
+        await wait_until(written_back, within=5, what="the writeback after the re-activation")
+    finally:
+        assert await stopped(daemon, task) == 0
+
+
+async def test_with_events_off_the_export_still_converges(
+    config: Config, db: Connection, sandbox: SandboxHandle
+) -> None:
+    assert config.webhook is not None
+    config = replace(config, webhook=replace(config.webhook, events=False))
+    daemon = Daemon(config, None, environ={})
+    task = asyncio.create_task(daemon.run())
+    try:
+
+        async def started_up() -> bool:
+            return await runs(db) == [("startup", "succeeded")]
+
+        await wait_until(started_up, within=20, what="the start-up run")
+        await sandbox.call(
+            "unsubscribe", contact_type="email", contact=EMAILS[2], list_ids=config.jobs[0].list_id
+        )
+        await sandbox.upsert_contacts(
+            [{"email": EMAILS[0], "email_unsubscribed_list_ids": [config.jobs[0].list_id]}]
+        )
+        assert await sandbox.hooks() == []  # nothing registered, nothing delivered
+        daemon.request_run(config.jobs[0].name)
+
+        async def converged() -> bool:
+            statuses = await list_statuses(db)
+            return statuses[EMAILS[2]] == statuses[EMAILS[0]] == "unsubscribed"
+
+        await wait_until(converged, within=20, what="the next run's writeback")
+        assert await sandbox.calls("getContact") == []
+        assert (await list_statuses(db))[EMAILS[1]] == "subscribed"
+        assert daemon.events is None
     finally:
         assert await stopped(daemon, task) == 0

@@ -148,6 +148,11 @@ WRONG_TYPES = [
     ("webhook.max_body_bytes", 1.5, "expected an integer, got float"),
     ("webhook.events", "yes", "expected a boolean, got string"),
     ("webhook.max_event_body_bytes", "4M", "expected an integer, got string"),
+    (
+        "webhook.hook_check_interval",
+        True,
+        'expected a duration (seconds, or "30s", "15m", "24h", "7d"), got boolean',
+    ),
     ("metrics.listen", 9108, "expected a string, got integer"),
     ("jobs.name", 1, "expected a string, got integer"),
     ("jobs.list_id", "7", "expected an integer, got string"),
@@ -366,6 +371,35 @@ def test_webhook_needs_a_public_url_and_a_listen_address() -> None:
         "webhook.listen: expected host:port (port 0-65535), got '8089'",
         "webhook.public_url: missing (required)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "problem"),
+    [
+        ("1h", 3600.0, None),
+        (30, 30.0, None),
+        ("1s", 1.0, None),
+        ("0.5s", None, "webhook.hook_check_interval: must be at least 1 second, got 0.5"),
+        (0, None, "webhook.hook_check_interval: must be longer than 0 seconds, got 0"),
+        ("hourly", None, "webhook.hook_check_interval: expected a duration"),
+    ],
+)
+def test_the_hook_check_interval_is_a_duration_of_at_least_a_second(
+    value: object, seconds: float | None, problem: str | None
+) -> None:
+    data = minimal()
+    data["webhook"] = {
+        "listen": "127.0.0.1:8089",
+        "public_url": "https://sync.example.com/cb",
+        "hook_check_interval": value,
+    }
+    if problem is None:
+        cfg = parse_config(data, environ=ENV)
+        assert cfg.webhook is not None
+        assert cfg.webhook.hook_check_interval == seconds
+    else:
+        [found] = problems_of(data)
+        assert found.startswith(problem), found
 
 
 def test_poll_interval_max_below_poll_interval_is_an_error() -> None:

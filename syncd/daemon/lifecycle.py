@@ -45,6 +45,7 @@ from syncd.web.health import (
     max_success_age,
 )
 from syncd.web.metrics import DaemonMetrics, Scrape
+from syncd.web.optout_metrics import OptOutCollector
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +95,7 @@ class Daemon:
             stop=self._run_stop,
             spawn=self.supervisor.spawn,
         )
+        self.exposition.registry.register(OptOutCollector(lambda: self.optouts.stats))
         self.web: WebServer | None = None
         self.events: EventService | None = None  # [webhook] events = true
         self.alerts: AlertEngine | None = None  # [alerts]

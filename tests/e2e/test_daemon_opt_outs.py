@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.config import Config, DatabaseConfig, JobConfig, Schedule
 from syncd.daemon.lifecycle import Daemon
@@ -111,9 +112,23 @@ async def test_a_local_opt_out_is_unmailable_in_selzy_within_the_latency(
 
             await wait_until(unmailable, within=WITHIN, what="the opt-out in Selzy")
             took = loop.time() - committed
-            assert await runs(db) == [("startup", "succeeded"), ("opt_out", "succeeded")]
+
+            async def recorded() -> bool:  # Selzy has it before the pass records its end
+                return await runs(db) == [("startup", "succeeded"), ("opt_out", "succeeded")]
+
+            await wait_until(recorded, within=WITHIN, what="the pass's run recorded")
             for other in EMAILS[1:]:
                 assert await mailable(sandbox, other, job.list_id)
+            body, _ = await daemon.metrics()
+            served = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples
+            }
+            news = (("job", "news"),)
+            assert served[("syncd_opt_out_contacts_total", news)] == 1
+            assert served[("syncd_opt_out_pass_runs_total", news)] == 1
+            assert served[("syncd_opt_out_pass_failures_total", news)] == 0
         finally:
             assert await stop(daemon, task) == 0
     [finished] = [e for e in logs if e["event"] == "run_finished" and e.get("trigger") == "opt_out"]

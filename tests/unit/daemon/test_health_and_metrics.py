@@ -279,3 +279,21 @@ def test_an_unanswered_store_leaves_the_queue_gauges_empty_and_the_counters_serv
     body, _ = metrics.expose(Scrape(("news",)), "application/openmetrics-text; version=1.0.0")
     names = {f.name for f in parse_openmetrics(body.decode())}  # strict: types and suffixes
     assert {"syncd_event_requests", "syncd_event_backlog_contacts", "syncd_up"} <= names
+
+
+def test_the_opt_out_passes_are_served_per_job_from_zero() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from syncd.daemon.optouts import PassStats
+    from syncd.web.optout_metrics import FAMILIES, OptOutCollector
+
+    stats: dict[str, PassStats] = {}
+    registry = CollectorRegistry()
+    registry.register(OptOutCollector(lambda: stats))
+    assert "job=" not in generate_latest(registry).decode()  # no job with opt_out_latency
+    stats["news"] = PassStats()
+    stats["promo"] = PassStats(passes=3, skipped=1, runs=2, opted_out=7, failures=1)
+    text = generate_latest(registry).decode()
+    for name, _, attribute in FAMILIES:
+        assert f'{name}_total{{job="news"}} 0.0' in text
+        assert f'{name}_total{{job="promo"}} {float(getattr(stats["promo"], attribute))}' in text

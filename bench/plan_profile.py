@@ -31,7 +31,16 @@ from syncd.reconcile.runner import EXPORT_FIELDS
 
 CHUNK = 1 << 20
 
-STEPS = ("copy", "functions", "stage_remote", "build_local", "dedupe", "build_plan", "counts")
+STEPS = (
+    "copy",
+    "functions",
+    "build_local",
+    "local_dups",
+    "stage_remote",
+    "dedupe",
+    "build_plan",
+    "counts",
+)
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
@@ -68,9 +77,10 @@ async def profile_once(
 
         await step("copy", copy)
         await step("functions", session.create_functions)
-        await step("stage_remote", session.stage_remote)
         await step("build_local", lambda: session.build_local(profile))
-        await step("dedupe", session.dedupe)
+        await step("local_dups", session.find_local_duplicates)
+        await step("stage_remote", session.stage_remote)
+        await step("dedupe", session.dedupe_remote)
         await step("build_plan", session.build_plan)
         await step("counts", session.plan_counts)
     return result

@@ -86,10 +86,8 @@ async def stage_remote(conn: Connection, *, channel: str, list_id: int) -> int:
     return _count(status)
 
 
-async def dedupe(conn: Connection) -> int:
-    """Keep one exported row per key (TEMP syncd_remote, indexed on its key) and find the local
-    rows build_plan reports instead of planning: unusable keys and keys held twice (TEMP
-    syncd_local_odd, syncd_dupkey). Needs syncd_local and syncd_remote. Returns the list's
+async def dedupe_remote(conn: Connection) -> int:
+    """Keep one exported row per key (TEMP syncd_remote, indexed on its key). Returns the list's
     contact count."""
     with translating():
         try:
@@ -97,9 +95,15 @@ async def dedupe(conn: Connection) -> int:
         except asyncpg.UniqueViolationError:  # the export holds a key twice: the rare path
             await conn.execute(QUERIES["dedupe_remote"])
             await conn.execute(QUERIES["index_remote"])
-        await conn.execute(QUERIES["find_local_duplicates"])
         remote_count = await conn.fetchval(QUERIES["remote_count"])
     return int(remote_count)
+
+
+async def find_local_duplicates(conn: Connection) -> None:
+    """The local rows build_plan reports instead of planning: unusable keys and keys held twice
+    (TEMP syncd_local_odd, syncd_dupkey). Needs syncd_local only."""
+    with translating():
+        await conn.execute(QUERIES["find_local_duplicates"])
 
 
 async def build_plan(

@@ -128,9 +128,13 @@ class RunSession:
         """TEMP syncd_local: one scan of the user's table; the rows in it."""
         return await local.build_local(self._conn, self.job, self.source, profile)
 
-    async def dedupe(self) -> int:
-        """One exported row per key, the local duplicates found; the list's contact count."""
-        return await plan.dedupe(self._conn)
+    async def find_local_duplicates(self) -> None:
+        """TEMP syncd_local_odd / syncd_dupkey: the local rows reported, not planned."""
+        await plan.find_local_duplicates(self._conn)
+
+    async def dedupe_remote(self) -> int:
+        """One exported row per key; the list's contact count."""
+        return await plan.dedupe_remote(self._conn)
 
     async def build_plan(self) -> None:
         job = self.job

@@ -2,8 +2,9 @@
 API meet. A thin shell: the decisions are decision.py (what happens to each contact, applied
 by the plan SQL), batches.py (what a row carries) and guards.py (whether deletions may go out).
 
-Phases: lock -> export -> stage -> plan -> guards -> [dry run stops here] -> ledger -> check
-Selzy's fields -> push -> import -> writeback -> finish. Every phase is timed; the run row and
+Phases: lock -> export (and, meanwhile on the session, the local half of the plan) -> stage ->
+plan -> guards -> [dry run stops here] -> ledger -> check Selzy's fields -> push -> import ->
+writeback -> finish. Every phase is timed; the run row and
 one `run_finished` log line record the outcome. Run-level failures become status "failed",
 never an exception. The database is reached through the run's RunSession (its own connection:
 lock, TEMP tables) and a Database (the pool); asyncpg's types never show here.
@@ -35,7 +36,7 @@ from syncd.reconcile.binding import config_hash
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
 from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus
-from syncd.reconcile.planning import plan_run
+from syncd.reconcile.planning import plan_run, read_local
 from syncd.reconcile.push import Pusher
 from syncd.reconcile.selzy_side import check_selzy_side
 
@@ -198,6 +199,17 @@ async def _heartbeat(database: Database, run_id: int) -> None:
             log.warning("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
 
 
+async def _cancel_all(*tasks: asyncio.Task[object]) -> None:
+    """Cancel the tasks still going and wait until every one has ended; their own failures are
+    the caller's to report (the first one is already being raised), not to raise again."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: not reported again as "never retrieved"
+
+
 async def _stop_heartbeat(beat: asyncio.Task[None]) -> None:
     """Cancel the heartbeat and wait until it has ended; whatever it ended with stays here (a
     cancel of the run itself still reaches the caller)."""
@@ -274,6 +286,7 @@ class _Run:
         self.stop = stop
         self.profile = profile_fields(job)
         self._local_valid = 0
+        self._local_count = 0
         self._exported = 0
         self._summary = PlanSummary(actions={}, writeback=0, ledger=0, status_changes=0, reasons={})
 
@@ -362,27 +375,52 @@ class _Run:
             raise ConfigError(f"plan {plan_id} was applied by another run meanwhile")
 
     async def _load_export(self) -> None:
+        """Request the export and, while Selzy prepares it, read the local half of the plan on
+        the session's otherwise idle connection (`local` phase, inside the `export` wait when
+        it is the shorter); then download and COPY the file (`load`)."""
         client, state = self.services.client, self.state
         expected = await self.database.expected_export_seconds(self.job.name)
-        with state.timed("export"):
-            url = await wait_for_export(
+        await self.session.tune()  # before the session's first TEMP table
+        local = asyncio.create_task(self._read_local(), name=f"read-local-{self.run_id}")
+        export = asyncio.create_task(
+            wait_for_export(
                 client,
                 self.services.config.selzy,
                 self.job.list_id,
                 callbacks=self.services.callbacks,
                 expected=expected,
-            )
+            ),
+            name=f"export-{self.run_id}",
+        )
+        try:
+            with state.timed("export"):
+                # a local failure (a column gone, PostgreSQL lost) ends the wait at once
+                done, _ = await asyncio.wait((export, local), return_when=asyncio.FIRST_EXCEPTION)
+                if local in done and local.exception() is not None:
+                    await local  # raises it; the export's wait is cancelled below
+                url = await export
+            self._local_count = await local  # the rest of it, when the export was quicker
+        except BaseException:
+            await _cancel_all(export, local)
+            raise
         with state.timed("load"):
-            await self.session.tune()  # before the session's first TEMP table
             async with client.download(url) as chunks:
                 rows = await self.session.stage_export(chunks, required=EXPORT_FIELDS)
         self._exported = rows
         log.info("export_loaded", rows=rows)
 
+    async def _read_local(self) -> int:
+        started = time.monotonic()
+        count = await read_local(self.session, self.profile)
+        self.state.timings["local"] = time.monotonic() - started
+        return count
+
     async def _plan(self) -> Mapping[str, PlannedAction]:
         state = self.state
         with state.timed("plan"):
-            result = await plan_run(self.session, self.profile, exported=self._exported)
+            result = await plan_run(
+                self.session, local_count=self._local_count, exported=self._exported
+            )
         self._summary = result.summary
         planned = result.summary.actions
         self._local_valid = result.local_valid

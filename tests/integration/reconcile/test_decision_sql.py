@@ -20,7 +20,7 @@ from syncd.db import RunSession, connect, describe_source, ensure_job, load_expo
 from syncd.db.local import create_key_functions
 from syncd.reconcile.actions import EXPORT_FIELDS
 from syncd.reconcile.decision import decide
-from syncd.reconcile.planning import plan_run
+from syncd.reconcile.planning import plan_run, read_local
 from tests.integration.reconcile.harness import make_job
 from tests.unit.reconcile.cells import DELETE_MODES, MATCHES, REMOTE_ONLY, Cell, all_cells
 
@@ -160,7 +160,8 @@ async def test_plan_sql_decides_every_cell_as_decide_does(
         source = await describe_source(conn, job)
         await load_export(conn, _chunks(buffer.getvalue().encode()), required=EXPORT_FIELDS)
         session = RunSession(conn, db_config, job, source, job_id=await ensure_job(conn, job.name))
-        await plan_run(session, ("Name",), exported=exported)
+        local_count = await read_local(session, ("Name",))
+        await plan_run(session, local_count=local_count, exported=exported)
         rows = await conn.fetch("SELECT key, reason FROM syncd_plan WHERE action <> 'duplicate'")
         losers = {
             r["key"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from syncd.db import Connection
 from syncd.db.local import create_key_functions
-from syncd.db.plan import dedupe, stage_remote
+from syncd.db.plan import dedupe_remote, find_local_duplicates, stage_remote
 from tests.integration.reconcile.harness import Harness
 
 
@@ -97,7 +97,8 @@ async def test_a_key_exported_twice_keeps_the_member_row(db: Connection) -> None
         " ('m@x.org', true, false), ('', false, false)"
     )
     assert await stage_remote(db, channel="email", list_id=12) == 5
-    assert await dedupe(db) == 3
+    assert await dedupe_remote(db) == 3
+    await find_local_duplicates(db)
     kept = await db.fetch("SELECT key, email, list_status FROM syncd_remote ORDER BY key")
     assert [tuple(r) for r in kept] == [
         ("a@x.org", "A@x.org", "subscribed"),

@@ -109,3 +109,14 @@ FROM (
     ORDER BY id DESC
     LIMIT 5
 ) AS recent;
+
+-- name: run_in_progress
+-- $1 text: job. -> in_progress: whether a run of the job (not a fast opt-out pass) is going on in
+-- some process: `running`, with a heartbeat in the last minute (a run beats every 15 s). Asked
+-- by a run that finds the job's lock held: a run makes it `busy` at once, a short holder (the
+-- event worker, a fast opt-out pass) is waited for.
+SELECT EXISTS (
+    SELECT 1 FROM syncd.runs
+    WHERE job = $1::text AND status = 'running' AND trigger <> 'opt_out'
+      AND heartbeat_at > now() - interval '1 minute'
+) AS in_progress;

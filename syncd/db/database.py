@@ -49,6 +49,11 @@ class Database:
                 conn, job, dry_run=dry_run, allow_mass_delete=allow_mass_delete, trigger=trigger
             )
 
+    async def run_in_progress(self, job: str) -> bool:
+        """Whether a run of `job` (not a fast opt-out pass) is going on in some process."""
+        async with self._pool.acquire() as conn:
+            return await runs.run_in_progress(conn, job)
+
     async def heartbeat(self, run_id: int) -> None:
         async with self._pool.acquire() as conn:
             await runs.heartbeat(conn, run_id)

@@ -364,3 +364,10 @@ def run_as_dict(run: RunRecord) -> dict[str, Any]:
         "error": run.error,
         "plan_id": run.plan_id,
     }
+
+
+async def run_in_progress(conn: Connection, job: str) -> bool:
+    """Whether a run of `job` (not a fast opt-out pass) is going on in some process."""
+    with translating(conn=conn):
+        found: bool = await conn.fetchval(QUERIES["run_in_progress"], job)
+    return found

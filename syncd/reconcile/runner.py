@@ -51,6 +51,7 @@ FINISH_ATTEMPTS = 3
 FINISH_RETRY_DELAY = 0.5  # seconds before the third attempt; the second one is immediate
 LOCK_TRIES = 5  # attempts at the job lock before the run is "busy"
 LOCK_RETRY_DELAY = 0.2  # seconds between them
+LOCK_WAIT_STEP = 0.5  # seconds between looks at a lock held by something other than a run
 
 
 @dataclass
@@ -94,7 +95,8 @@ async def run_job(
         trigger = "apply"
     check_mapping(job)
     async with RunSession.open(services.config.database, job) as session:
-        if not await _lock(session):
+        patience = services.config.database.lock_timeout
+        if not await _lock(session, Database(services.pool), job.name, patience):
             log.warning("job_busy", job=job.name)
             return RunOutcome(
                 job=job.name,
@@ -114,15 +116,24 @@ async def run_job(
             await session.unlock()
 
 
-async def _lock(session: RunSession) -> bool:
+async def _lock(session: RunSession, database: Database, job: str, patience: float) -> bool:
     """The job's lock, tried LOCK_TRIES times LOCK_RETRY_DELAY apart: the event worker holds it
-    for a few milliseconds at a time, which must not make a scheduled run skip its slot; a run
-    of another process holds it for long and still makes this one busy within a second."""
+    for a few milliseconds at a time, which must not make a scheduled run skip its slot. Still
+    held then: by a run (another process's, recorded `running`) the job is busy at once; by a
+    short holder (a fast opt-out pass of another daemon, which can take seconds) it is waited
+    for, up to `patience` seconds ([database] lock_timeout), looking every LOCK_WAIT_STEP."""
     for attempt in range(LOCK_TRIES):
         if await session.try_lock():
             return True
         if attempt + 1 < LOCK_TRIES:
             await asyncio.sleep(LOCK_RETRY_DELAY)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if await database.run_in_progress(job):
+            return False
+        await asyncio.sleep(LOCK_WAIT_STEP)
+        if await session.try_lock():
+            return True
     return False
 
 

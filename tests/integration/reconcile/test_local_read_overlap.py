@@ -52,3 +52,23 @@ async def test_a_failing_local_read_ends_the_run_without_waiting_for_the_export(
     row = await harness.run_row(outcome.run_id)
     assert "division by zero" in row["error"]
     assert await harness.import_calls() == []
+
+
+async def test_an_export_failure_during_the_local_read_leaves_the_job_runnable(
+    harness: Harness,
+) -> None:
+    # a table big enough that its read is still going when the export request is refused
+    await harness.db.execute(
+        "INSERT INTO public.contacts (email, first_name)"
+        " SELECT 'user' || i || '@example.com', 'n' || i FROM generate_series(1, 200000) AS i"
+    )
+    await harness.sandbox.fault(
+        method="async/exportContacts", kind="error", code="invalid_arg", message="no such list"
+    )
+    failed = await asyncio.wait_for(harness.run(), 60)
+    assert failed.status == "failed"
+    assert "no such list" in (await harness.run_row(failed.run_id))["error"]
+    # the session's cancelled read left nothing behind: the lock is free, the next run whole
+    again = await asyncio.wait_for(harness.run(dry_run=True), 120)
+    assert again.status == "succeeded"
+    assert again.counts["local_count"] == 200000

@@ -5,9 +5,9 @@ by the plan SQL), batches.py (what a row carries) and guards.py (whether deletio
 Phases: lock -> export (and, meanwhile on the session, the local half of the plan) -> stage ->
 plan -> guards -> [dry run stops here] -> ledger -> check Selzy's fields -> push -> import ->
 writeback -> finish. Every phase is timed; the run row and one `run_finished` log line record
-the outcome. Run-level failures become status "failed",
-never an exception. The database is reached through the run's RunSession (its own connection:
-lock, TEMP tables) and a Database (the pool); asyncpg's types never show here.
+the outcome. Run-level failures become status "failed", never an exception. The database is
+reached through the run's RunSession (its own connection: lock, TEMP tables) and a Database
+(the pool); asyncpg's types never show here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ writeback UPDATE names the user's table only through the event_writeback templat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -22,15 +21,21 @@ import structlog
 from syncd.config import DatabaseConfig, JobConfig
 from syncd.db import runs
 from syncd.db.migrate import ensure_schema
-from syncd.db.pool import DedicatedConnection, Pool, connect, translating
+from syncd.db.pool import (
+    DedicatedConnection,
+    Pool,
+    bounded_lock_call,
+    close_dedicated,
+    connect,
+    translating,
+)
 from syncd.db.source import SourceInfo, describe_source
 from syncd.db.sql import QUERIES
 from syncd.db.templates import Fragment, Ident, join, render
-from syncd.errors import DatabaseError, SyncdError
+from syncd.errors import SyncdError
 
 log = structlog.get_logger(__name__)
 
-CLOSE_TIMEOUT = 5.0  # seconds to close the session's connection politely before aborting it
 _ALIAS = "src"  # the user's table in the writeback statement
 # writeback key -> column of the event_writeback template's `u` (what getContact shows);
 # phone_status is not among them: getContact shows the email channel only
@@ -219,17 +224,17 @@ class EventSession:
             await ensure_schema(conn)
             job_id = await runs.ensure_job(conn, job.name, list_id=job.list_id, match=job.match)
             source = await describe_source(conn, job) if _writes_back(job) else None
-            async with _bounded(cfg.lock_timeout, "the job lock"):
+            async with bounded_lock_call(cfg.lock_timeout, "the job lock"):
                 locked = await runs.try_lock_job(conn, job_id)
             try:
                 yield cls(conn, job, source, locked=locked)
             finally:
                 if locked:
                     with contextlib.suppress(SyncdError):
-                        async with _bounded(cfg.lock_timeout, "the job unlock"):
+                        async with bounded_lock_call(cfg.lock_timeout, "the job unlock"):
                             await runs.unlock_job(conn, job_id)
         finally:
-            await _close(conn)
+            await close_dedicated(conn)
 
     async def apply(
         self, taken: Sequence[QueuedContact], views: Mapping[str, ContactView], *, since_run: int
@@ -334,26 +339,3 @@ def event_writeback_sql(job: JobConfig, source: SourceInfo) -> str | None:
         local_values=join(_text(column) for column, _ in columns),
         remote_values=join(remote for _, remote in columns),
     ).sql
-
-
-@contextlib.asynccontextmanager
-async def _bounded(limit: float, what: str) -> AsyncIterator[None]:
-    """A lock call bounded by lock_timeout: a server that does not answer the (non-waiting)
-    lock query fails the call instead of holding the worker forever."""
-    if limit <= 0:
-        yield
-        return
-    try:
-        async with asyncio.timeout(limit):
-            yield
-    except TimeoutError as exc:
-        raise DatabaseError(
-            f"PostgreSQL did not answer {what} within lock_timeout={limit:g}s", retryable=True
-        ) from exc
-
-
-async def _close(conn: DedicatedConnection) -> None:
-    with contextlib.suppress(Exception):
-        await conn.close(timeout=CLOSE_TIMEOUT)
-    if not conn.is_closed():
-        conn.terminate()

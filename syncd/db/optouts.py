@@ -11,7 +11,6 @@ syncd.db.Database like a run's.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -21,13 +20,18 @@ from syncd.config import DatabaseConfig, JobConfig
 from syncd.db import runs
 from syncd.db.local import create_key_functions, row_exprs
 from syncd.db.migrate import ensure_schema
-from syncd.db.pool import DedicatedConnection, connect, translating
+from syncd.db.pool import (
+    DedicatedConnection,
+    bounded_lock_call,
+    close_dedicated,
+    connect,
+    translating,
+)
 from syncd.db.source import SourceInfo, describe_source
 from syncd.db.sql import QUERIES
 from syncd.db.templates import Ident, render
-from syncd.errors import DatabaseError, SyncdError
+from syncd.errors import SyncdError
 
-CLOSE_TIMEOUT = 5.0  # seconds to close the session's connection politely before aborting it
 _ALIAS = "src"  # the user's table in the candidates statement (as in syncd.db.local)
 
 
@@ -101,17 +105,17 @@ class OptOutSession:
             source = None
             if job_id is not None:
                 source = await describe_source(conn, job)
-                async with _bounded(cfg.lock_timeout, "the job lock"):
+                async with bounded_lock_call(cfg.lock_timeout, "the job lock"):
                     locked = await runs.try_lock_job(conn, job_id)
             try:
                 yield cls(conn, job, source, locked=locked, known=job_id is not None)
             finally:
                 if locked and job_id is not None:
                     with contextlib.suppress(SyncdError):
-                        async with _bounded(cfg.lock_timeout, "the job unlock"):
+                        async with bounded_lock_call(cfg.lock_timeout, "the job unlock"):
                             await runs.unlock_job(conn, job_id)
         finally:
-            await _close(conn)
+            await close_dedicated(conn)
 
     def _held(self) -> SourceInfo:
         if not self.locked or self._source is None:
@@ -143,25 +147,3 @@ class OptOutSession:
                 [reason for _, reason in decided],
             )
         return int(status.rsplit(" ", 1)[-1])
-
-
-@contextlib.asynccontextmanager
-async def _bounded(limit: float, what: str) -> AsyncIterator[None]:
-    """A lock call bounded by lock_timeout (as the runs' and the event worker's are)."""
-    if limit <= 0:
-        yield
-        return
-    try:
-        async with asyncio.timeout(limit):
-            yield
-    except TimeoutError as exc:
-        raise DatabaseError(
-            f"PostgreSQL did not answer {what} within lock_timeout={limit:g}s", retryable=True
-        ) from exc
-
-
-async def _close(conn: DedicatedConnection) -> None:
-    with contextlib.suppress(Exception):
-        await conn.close(timeout=CLOSE_TIMEOUT)
-    if not conn.is_closed():
-        conn.terminate()

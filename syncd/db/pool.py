@@ -216,6 +216,35 @@ async def connect(cfg: DatabaseConfig) -> DedicatedConnection:
     return conn
 
 
+DEDICATED_CLOSE_TIMEOUT = 5.0  # seconds to close a dedicated connection before aborting it
+
+
+async def close_dedicated(conn: DedicatedConnection) -> None:
+    """Close a dedicated connection politely within DEDICATED_CLOSE_TIMEOUT, else abort it: the
+    server frees its session locks and TEMP tables either way."""
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=DEDICATED_CLOSE_TIMEOUT)
+    if not conn.is_closed():
+        conn.terminate()
+
+
+@asynccontextmanager
+async def bounded_lock_call(limit: float, what: str) -> AsyncIterator[None]:
+    """A job lock call (non-waiting) bounded by lock_timeout (`limit`; 0: unbounded): a server
+    that does not answer fails the call (DatabaseError, retryable) instead of holding the run,
+    the event worker or the opt-out pass forever."""
+    if limit <= 0:
+        yield
+        return
+    try:
+        async with asyncio.timeout(limit):
+            yield
+    except TimeoutError as exc:
+        raise DatabaseError(
+            f"PostgreSQL did not answer {what} within lock_timeout={limit:g}s", retryable=True
+        ) from exc
+
+
 async def _init_pooled(conn: DedicatedConnection) -> None:
     _set_client_keepalive(conn)
 

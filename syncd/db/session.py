@@ -10,7 +10,6 @@ run's job and source bound in. It decides nothing: the order of the steps is the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 
@@ -21,13 +20,11 @@ from syncd.db import export_load, local, plan, plans, runs
 from syncd.db.local import ImportResult
 from syncd.db.migrate import ensure_schema
 from syncd.db.plan import LedgerResult, PlanRow, PlanSummary
-from syncd.db.pool import DedicatedConnection, connect
+from syncd.db.pool import DedicatedConnection, bounded_lock_call, close_dedicated, connect
 from syncd.db.source import SourceInfo, describe_source
-from syncd.errors import DatabaseError, SyncdError
+from syncd.errors import SyncdError
 
 log = structlog.get_logger(__name__)
-
-CLOSE_TIMEOUT = 5.0  # seconds to close the connection politely before it is aborted
 
 
 class RunSession:
@@ -65,36 +62,20 @@ class RunSession:
             job_id = await runs.ensure_job(conn, job.name, list_id=job.list_id, match=job.match)
             yield cls(conn, cfg, job, source, job_id=job_id)
         finally:
-            await _close(conn)
+            await close_dedicated(conn)
 
     # -- the job lock ------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _lock_call(self, what: str) -> AsyncIterator[None]:
-        """Bound a job lock call by lock_timeout: a server that does not answer the (non-waiting)
-        lock query fails the call instead of holding the run forever."""
-        limit = self._cfg.lock_timeout
-        if limit <= 0:
-            yield
-            return
-        try:
-            async with asyncio.timeout(limit):
-                yield
-        except TimeoutError as exc:
-            raise DatabaseError(
-                f"PostgreSQL did not answer {what} within lock_timeout={limit:g}s", retryable=True
-            ) from exc
-
     async def try_lock(self) -> bool:
         """Take the job's lock for this session; False when another session holds it."""
-        async with self._lock_call("the job lock"):
+        async with bounded_lock_call(self._cfg.lock_timeout, "the job lock"):
             return await runs.try_lock_job(self._conn, self._job_id)
 
     async def unlock(self) -> None:
         """Release the job's lock. Best effort: a failure is logged, never raised (closing the
         session frees the lock too)."""
         try:
-            async with self._lock_call("the job unlock"):
+            async with bounded_lock_call(self._cfg.lock_timeout, "the job unlock"):
                 await runs.unlock_job(self._conn, self._job_id)
         except SyncdError as exc:
             log.warning("job_unlock_failed", job=self.job.name, error=str(exc))
@@ -218,11 +199,3 @@ class RunSession:
     async def claim_plan(self, plan_id: int, *, run_id: int) -> bool:
         """Mark the plan applied by this run; False when another run applied it already."""
         return await plans.mark_applied(self._conn, plan_id, run_id)
-
-
-async def _close(conn: DedicatedConnection) -> None:
-    """Close politely within CLOSE_TIMEOUT, else abort: the server frees the lock either way."""
-    with contextlib.suppress(Exception):
-        await conn.close(timeout=CLOSE_TIMEOUT)
-    if not conn.is_closed():
-        conn.terminate()

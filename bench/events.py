@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -43,7 +42,16 @@ from typing import Any
 import aiohttp
 import asyncpg
 import databases
-from harness import API_KEY, Sandbox, code_fingerprint, free_port, restore_state, run_sync, tail
+from harness import (
+    API_KEY,
+    Sandbox,
+    code_fingerprint,
+    free_port,
+    machine_facts,
+    restore_state,
+    run_sync,
+    tail,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.events.address import event_address
@@ -934,26 +942,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 
 def meta(opts: Options) -> dict[str, Any]:
-    def output(*command: str) -> str:
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        except OSError:
-            return ""
-        return proc.stdout.strip()
-
-    git = ("git", "--no-optional-locks", "-C", str(ROOT))
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-        "syncd_version": output(str(opts.syncd), "--version"),
-        "repo_head": output(*git, "rev-parse", "HEAD"),
-        "repo_dirty": bool(output(*git, "status", "--porcelain", "--untracked-files=no")),
-        "postgres": output(
-            "psql", "-X", "-At", "-d", databases.ADMIN_DSN, "-c", "SHOW server_version"
-        ),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        **machine_facts(opts.syncd, databases.ADMIN_DSN),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import socket
 import sqlite3
@@ -299,3 +300,27 @@ def _run_finished(log: Path) -> dict[str, Any]:
 
 def tail(log: Path, chars: int = 2000) -> str:
     return log.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+
+def _output(*command: str) -> str:
+    """A command's stdout, stripped; '' when it cannot run."""
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return proc.stdout.strip()
+
+
+def machine_facts(syncd: Path, admin_dsn: str) -> dict[str, Any]:
+    """What every benchmark's JSON records of the code and the machine it measured: the syncd
+    executable's version, the repository's HEAD and whether its work tree was dirty, the
+    PostgreSQL server's version, Python, the CPUs."""
+    git = ("git", "--no-optional-locks", "-C", str(Path(__file__).resolve().parent.parent))
+    return {
+        "syncd_version": _output(str(syncd), "--version"),
+        "repo_head": _output(*git, "rev-parse", "HEAD"),
+        "repo_dirty": bool(_output(*git, "status", "--porcelain", "--untracked-files=no")),
+        "postgres": _output("psql", "-X", "-At", "-d", admin_dsn, "-c", "SHOW server_version"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }

@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,7 +33,15 @@ from typing import Any
 import databases
 import floor as floors
 import report
-from harness import Sandbox, SyncRun, code_fingerprint, restore_state, run_sync, tail
+from harness import (
+    Sandbox,
+    SyncRun,
+    code_fingerprint,
+    machine_facts,
+    restore_state,
+    run_sync,
+    tail,
+)
 from shapes import SHAPES, Shape, job_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,29 +337,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[int], list[str], Opt
 
 
 def _meta(opts: Options, sizes: list[int], shapes: list[str]) -> dict[str, Any]:
-    def output(*command: str) -> str:
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        except OSError:
-            return ""
-        return proc.stdout.strip()
-
-    git = ("git", "--no-optional-locks", "-C", str(ROOT))
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sizes": sizes,
         "shapes": shapes,
         "syncd": str(opts.syncd),
-        "syncd_version": output(str(opts.syncd), "--version"),
         "syncd_package": opts.package,
         "syncd_code": opts.code,
-        "repo_head": output(*git, "rev-parse", "HEAD"),
-        "repo_dirty": bool(output(*git, "status", "--porcelain", "--untracked-files=no")),
-        "postgres": output(
-            "psql", "-X", "-At", "-d", databases.ADMIN_DSN, "-c", "SHOW server_version"
-        ),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        **machine_facts(opts.syncd, databases.ADMIN_DSN),
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "export_delay": opts.export_delay,
         "skip_first_sync": opts.skip_first_sync,

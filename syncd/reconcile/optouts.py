@@ -13,9 +13,8 @@ of PostgreSQL or Selzy past its run record (only the ones before it: no lock, no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -27,7 +26,7 @@ from syncd.errors import SyncdError
 from syncd.reconcile.actions import PushAction, empty_counts
 from syncd.reconcile.batches import OPT_OUTS, profile_fields
 from syncd.reconcile.decision import Facts, Membership, Reason, decide
-from syncd.reconcile.outcome import RunServices
+from syncd.reconcile.outcome import RunServices, phase_timer
 from syncd.reconcile.push import Pusher
 
 log = structlog.get_logger(__name__)
@@ -132,19 +131,6 @@ class _Decided:
 # -- the shell --------------------------------------------------------------------------------
 
 
-@dataclass
-class _Timings:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - started
-
-
 async def run_opt_out_pass(
     services: RunServices,
     job: JobConfig,
@@ -157,7 +143,7 @@ async def run_opt_out_pass(
     status "failed", as for a full run."""
     started = time.monotonic()
     profile = profile_fields(job)
-    timings = _Timings()
+    timings: dict[str, float] = {}
     database = Database(services.pool)
     async with OptOutSession.open(services.config.database, job) as session:
         if not session.locked:
@@ -167,7 +153,7 @@ async def run_opt_out_pass(
                 reason="busy" if session.known else "never_run",
                 duration_s=time.monotonic() - started,
             )
-        with timings.timed("candidates"):
+        with phase_timer(timings, "candidates"):
             candidates = await session.candidates(profile, limit=limit)
         pushes = opt_out_pushes(candidates, job)
         if not pushes:
@@ -199,7 +185,7 @@ async def run_opt_out_pass(
                     stop=stop,
                 )
                 try:
-                    with timings.timed("push"):
+                    with phase_timer(timings, "push"):
                         completed = await pusher.run(PUSH_ORDER)
                 finally:
                     for name, value in pusher.tally.counts.items():
@@ -247,7 +233,7 @@ async def _finish(
     error: str | None,
     counts: Mapping[str, int],
     planned: Mapping[str, int],
-    timings: _Timings,
+    timings: dict[str, float],
     api_errors: Mapping[str, int],
     started: float,
 ) -> None:
@@ -258,7 +244,7 @@ async def _finish(
             status=status,
             counts=counts,
             planned=planned,
-            timings=timings.seconds,
+            timings=timings,
             blocked_reason=None,
             error=error,
         )

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
@@ -73,3 +75,14 @@ class Binding:
     kind: Literal["plan", "apply"]
     plan_id: int | None = None
     allow_mass_delete: bool = False
+
+
+@contextlib.contextmanager
+def phase_timer(timings: MutableMapping[str, float], phase: str) -> Iterator[None]:
+    """Add the block's wall seconds to `timings[phase]` (a run's, a pass's `timings`), however
+    the block ends."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0.0) + time.monotonic() - started

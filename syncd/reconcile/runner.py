@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -35,7 +35,7 @@ from syncd.reconcile.batches import check_mapping, profile_fields
 from syncd.reconcile.binding import config_hash
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
-from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus
+from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus, phase_timer
 from syncd.reconcile.planning import plan_run, read_local
 from syncd.reconcile.push import Pusher
 from syncd.reconcile.selzy_side import check_selzy_side
@@ -65,13 +65,8 @@ class _RunState:
     plan_id: int | None = None
     drift_sample: tuple[str, ...] = ()
 
-    @contextlib.contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - started
+    def timed(self, phase: str) -> contextlib.AbstractContextManager[None]:
+        return phase_timer(self.timings, phase)
 
 
 async def run_job(

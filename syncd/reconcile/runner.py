@@ -90,8 +90,9 @@ async def run_job(
         trigger = "apply"
     check_mapping(job)
     async with RunSession.open(services.config.database, job) as session:
+        database = Database(services.pool)
         patience = services.config.database.lock_timeout
-        if not await _lock(session, Database(services.pool), job.name, patience):
+        if not await _lock(session, database, job.name, patience):
             log.warning("job_busy", job=job.name)
             return RunOutcome(
                 job=job.name,
@@ -105,7 +106,16 @@ async def run_job(
             )
         try:
             return await _locked_run(
-                services, job, session, dry_run, allow_mass_delete, trigger, stop, started, binding
+                services,
+                database,
+                job,
+                session,
+                dry_run,
+                allow_mass_delete,
+                trigger,
+                stop,
+                started,
+                binding,
             )
         finally:
             await session.unlock()
@@ -134,6 +144,7 @@ async def _lock(session: RunSession, database: Database, job: str, patience: flo
 
 async def _locked_run(
     services: RunServices,
+    database: Database,
     job: JobConfig,
     session: RunSession,
     dry_run: bool,
@@ -143,7 +154,6 @@ async def _locked_run(
     started: float,
     binding: Binding | None,
 ) -> RunOutcome:
-    database = Database(services.pool)
     run_id = await database.start_run(
         job.name, dry_run=dry_run, allow_mass_delete=allow_mass_delete, trigger=trigger
     )

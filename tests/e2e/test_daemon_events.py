@@ -94,6 +94,18 @@ async def started(config: Config, db: Connection, sandbox: SandboxHandle) -> tup
     return daemon, task
 
 
+async def unsubscribed_and_written_back(
+    sandbox: SandboxHandle, db: Connection, list_id: int, email: str, *, what: str
+) -> None:
+    """Unsubscribe `email` from the list in the sandbox; return once the daemon wrote it back."""
+    await sandbox.call("unsubscribe", contact_type="email", contact=email, list_ids=list_id)
+
+    async def written_back() -> bool:
+        return (await list_statuses(db))[email] == "unsubscribed"
+
+    await wait_until(written_back, within=5, what=what)
+
+
 async def metrics(config: Config) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The daemon's /metrics (served on the webhook listener too), sample by name and labels."""
     assert config.webhook is not None
@@ -123,14 +135,9 @@ async def test_an_unsubscribe_in_selzy_is_written_back_within_seconds_without_a_
     daemon, task = await started(config, db, sandbox)
     try:
         job = config.jobs[0]
-        await sandbox.call(
-            "unsubscribe", contact_type="email", contact=EMAILS[0], list_ids=job.list_id
+        await unsubscribed_and_written_back(
+            sandbox, db, job.list_id, EMAILS[0], what="the writeback of the unsubscribe"
         )
-
-        async def written_back() -> bool:
-            return (await list_statuses(db))[EMAILS[0]] == "unsubscribed"
-
-        await wait_until(written_back, within=5, what="the writeback of the unsubscribe")
         assert await runs(db) == [("startup", "succeeded")]
         kinds = await db.fetch("SELECT kind, action FROM syncd.history WHERE kind = 'event'")
         assert [(k["kind"], k["action"]) for k in kinds] == [("event", "unsubscribe")]
@@ -204,14 +211,9 @@ async def test_a_replayed_event_changes_nothing_twice(
     daemon, task = await started(config, db, sandbox)
     try:
         job = config.jobs[0]
-        await sandbox.call(
-            "unsubscribe", contact_type="email", contact=EMAILS[0], list_ids=job.list_id
+        await unsubscribed_and_written_back(
+            sandbox, db, job.list_id, EMAILS[0], what="the writeback of the unsubscribe"
         )
-
-        async def applied() -> bool:
-            return (await list_statuses(db))[EMAILS[0]] == "unsubscribed"
-
-        await wait_until(applied, within=5, what="the writeback of the unsubscribe")
         [delivered] = [d for d in await sandbox.deliveries() if d["status"] == 200]
         # the local column is put back by hand: applying the event again would undo that
         await db.execute(
@@ -261,14 +263,13 @@ async def test_a_hook_selzy_stopped_is_reactivated_and_events_flow_again(
         seen = await metrics(config)
         assert seen[sample("syncd_event_hook_reactivations_total")] >= 1
 
-        await sandbox.call(
-            "unsubscribe", contact_type="email", contact=EMAILS[1], list_ids=config.jobs[0].list_id
+        await unsubscribed_and_written_back(
+            sandbox,
+            db,
+            config.jobs[0].list_id,
+            EMAILS[1],
+            what="the writeback after the re-activation",
         )
-
-        async def written_back() -> bool:
-            return (await list_statuses(db))[EMAILS[1]] == "unsubscribed"
-
-        await wait_until(written_back, within=5, what="the writeback after the re-activation")
     finally:
         assert await stopped(daemon, task) == 0
 

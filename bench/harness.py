@@ -206,6 +206,13 @@ class SyncRun:
     peak_rss_kib: int
     rss_source: str  # "gnu-time" (%M) or "vmhwm-poll"
     finished: dict[str, Any] = field(default_factory=dict)  # the run_finished log line
+    digest: dict[str, Any] = field(default_factory=dict)  # its digest_written line ({}: none)
+    plan: dict[str, Any] = field(default_factory=dict)  # its plan_built line
+
+    @property
+    def narrowed(self) -> bool:
+        """The plan saw only the candidates the contact digest named."""
+        return bool(self.plan.get("narrowed"))
 
     @property
     def api_errors(self) -> dict[str, int]:
@@ -259,7 +266,9 @@ def run_sync(syncd: Path, config: Path, log: Path) -> SyncRun:
         seconds=seconds,
         peak_rss_kib=peak,
         rss_source="gnu-time" if gnu_time else "vmhwm-poll",
-        finished=_run_finished(log),
+        finished=_last_event(log, "run_finished"),
+        digest=_last_event(log, "digest_written"),
+        plan=_last_event(log, "plan_built"),
     )
 
 
@@ -282,18 +291,18 @@ def _wait(proc: subprocess.Popen[bytes], *, sample_rss: bool) -> int:
     return peak
 
 
-def _run_finished(log: Path) -> dict[str, Any]:
-    """The last `run_finished` JSON log line of a sync's output ({} when there is none)."""
+def _last_event(log: Path, name: str) -> dict[str, Any]:
+    """The last JSON log line of event `name` in a sync's output ({} when there is none)."""
     found: dict[str, Any] = {}
     with log.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
-            if '"run_finished"' not in line or not line.startswith("{"):
+            if f'"{name}"' not in line or not line.startswith("{"):
                 continue
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == "run_finished":
+            if event.get("event") == name:
                 found = event
     return found
 

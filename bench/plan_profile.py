@@ -27,6 +27,8 @@ from pathlib import Path
 from syncd.config import load_config
 from syncd.db.session import RunSession
 from syncd.reconcile.batches import profile_fields
+from syncd.reconcile.binding import config_hash
+from syncd.reconcile.planning import narrow_limit
 from syncd.reconcile.runner import EXPORT_FIELDS
 
 CHUNK = 1 << 20
@@ -36,6 +38,8 @@ STEPS = (
     "functions",
     "build_local",
     "local_dups",
+    "local_cands",
+    "narrow",
     "stage_remote",
     "dedupe",
     "build_plan",
@@ -77,8 +81,30 @@ async def profile_once(
 
         await step("copy", copy)
         await step("functions", session.create_functions)
-        await step("build_local", lambda: session.build_local(profile))
+        local_rows = 0
+
+        async def build_local() -> None:
+            nonlocal local_rows
+            local_rows = await session.build_local(profile)
+
+        await step("build_local", build_local)
         await step("local_dups", session.find_local_duplicates)
+        narrow = False
+
+        async def local_cands() -> None:
+            nonlocal narrow
+            await session.read_touched()
+            stored, version = await session.digest_versions(config_hash(job))
+            narrow = stored == version and await session.local_candidates() <= narrow_limit(
+                local_rows
+            )
+
+        async def narrow_plan() -> None:
+            if narrow:
+                await session.narrow_to_candidates(limit=narrow_limit(local_rows))
+
+        await step("local_cands", local_cands)
+        await step("narrow", narrow_plan)
         await step("stage_remote", session.stage_remote)
         await step("dedupe", session.dedupe_remote)
         await step("build_plan", session.build_plan)

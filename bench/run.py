@@ -179,7 +179,12 @@ class Bench:
         the no-change run (after MAX_SETTLE, the next run is taken as the no-change run)."""
         for attempt in range(1, MAX_SETTLE + 1):
             row = self.scenario(f"settle run {attempt}", changes=0, quiet=True)
-            idle = not any(row["counts"].get(k) for k in EFFECTS) and not row["import_calls"]
+            # a run that wrote the contact digest changed syncd's own state: not yet settled
+            idle = (
+                not any(row["counts"].get(k) for k in EFFECTS)
+                and not row["import_calls"]
+                and not row["digest_written"]
+            )
             if idle and not (first_is_settle and attempt == 1):
                 row["scenario"] = report.NO_CHANGE
                 log = ROOT / row["log"]
@@ -224,6 +229,9 @@ class Bench:
             "status": result.finished.get("status", run.get("status")),
             "run_id": result.finished.get("run_id", run.get("id")),
             "wall_s": round(result.seconds, 3),
+            "digest_written": int(result.digest.get("settled", 0))
+            + int(result.digest.get("touched", 0)),
+            "narrowed": result.narrowed,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "timed_s": round(sum(timings.values()), 3),
             "peak_rss_kib": result.peak_rss_kib,

@@ -14,7 +14,8 @@ CREATE TABLE syncd.jobs (
     match       text,
     next_run_at  timestamptz,    -- when the job runs next, as the daemon scheduling it says
     scheduled_by text,           -- host:pid of that daemon
-    scheduled_at timestamptz     -- when it last said so
+    scheduled_at timestamptz,    -- when it last said so
+    digest_version text          -- what the job's contact digest was written under (NULL: none)
 );
 
 -- One row per reconciliation run (PRODUCT.md "What syncd keeps").
@@ -238,6 +239,60 @@ CREATE TABLE syncd.event_queue (
     PRIMARY KEY (job, key)
 );
 
+
+-- The contact digest. What a run needs to know of the contacts that needed nothing, so that
+-- a run plans only the contacts whose local row, export row or ledger row changed since, instead
+-- of joining the whole ledger with the whole export and the whole local table every time.
+--
+-- A digest row says: "at the end of a run that finished, this contact needed nothing (no action,
+-- no writeback, no ledger change), and the plan would say so again as long as its local row
+-- fingerprints to local_fp and its export row to remote_fp, under the same configuration and
+-- the same code (syncd.jobs.digest_version)". It is derived data: deleting any of it, or all of
+-- it, costs the next run time, never correctness (a contact without a digest row is planned).
+CREATE TABLE syncd.contact_digest (
+    job         text NOT NULL,
+    key         text NOT NULL,
+    local_fp    bigint,            -- pg_temp.syncd_local_qfp of its local row; NULL: not in the local table
+    remote_key  text,              -- its export row's match-channel value as exported; NULL: not exported
+    remote_fp   bigint,            -- pg_temp.syncd_view_fp of that export row
+    member      boolean NOT NULL,  -- a contact of the job's list (subscribed or unsubscribed)
+    PRIMARY KEY (job, key)
+);
+
+-- The contacts whose ledger row was written since a run read this table: a run plans them
+-- whatever their digest says. Every write of syncd.contacts lands here, whoever makes it (a run,
+-- the event worker, the fast opt-out pass, an operator's SQL), by the statement triggers below;
+-- a finished run removes the rows it read (by seq: a row written again meanwhile stays).
+CREATE SEQUENCE syncd.contacts_touched_seq;
+CREATE TABLE syncd.contacts_touched (
+    job  text NOT NULL,
+    key  text NOT NULL,
+    seq  bigint NOT NULL,
+    PRIMARY KEY (job, key)
+);
+
+CREATE FUNCTION syncd.note_contacts_touched() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO syncd.contacts_touched AS t (job, key, seq)
+    SELECT c.job, c.key, nextval('syncd.contacts_touched_seq')
+    FROM (SELECT DISTINCT job, key FROM changed) AS c
+    ON CONFLICT (job, key) DO UPDATE SET seq = EXCLUDED.seq;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER contacts_touched_insert AFTER INSERT ON syncd.contacts
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION syncd.note_contacts_touched();
+CREATE TRIGGER contacts_touched_update AFTER UPDATE ON syncd.contacts
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION syncd.note_contacts_touched();
+CREATE TRIGGER contacts_touched_delete AFTER DELETE ON syncd.contacts
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION syncd.note_contacts_touched();
+
 INSERT INTO syncd.migrations (version, name)
 VALUES (1, 'create_schema'), (2, 'create_contact_ledger'), (3, 'create_history'),
-       (4, 'create_plans'), (5, 'create_events');
+       (4, 'create_plans'), (5, 'create_events'), (6, 'create_contact_digest');

@@ -85,7 +85,7 @@ CREATE UNIQUE INDEX syncd_remote_key ON syncd_remote (key);
 -- name: dedupe_remote
 -- No parameters. Only when index_remote found a key held twice in the export (addresses that
 -- differ only in case or punctuation): keep one row per key, the member row (unsubscribed
--- before subscribed before absent).
+-- before subscribed before absent), a suppressed one first, the same whatever the rows' order.
 DELETE FROM syncd_remote AS r
 USING (
     SELECT ranked.ctid AS row_id
@@ -95,7 +95,14 @@ USING (
                    PARTITION BY x.key
                    ORDER BY CASE x.list_status WHEN 'unsubscribed' THEN 0
                                                WHEN 'subscribed' THEN 1 ELSE 2 END,
-                            x.email, x.phone
+                            -- then a suppression on either channel, then every column: one
+                            -- winner whatever order the rows come in
+                            coalesce(x.status, '') NOT IN ('unsubscribed', 'blocked'),
+                            coalesce(x.other_status, '') NOT IN ('unsubscribed', 'blocked'),
+                            x.email, x.phone, x.email_status, x.phone_status,
+                            x.email_availability, x.email_list_ids,
+                            x.email_unsubscribed_list_ids, x.phone_list_ids,
+                            x.phone_unsubscribed_list_ids
                ) AS n
         FROM syncd_remote AS x
         WHERE x.key IN (SELECT y.key FROM syncd_remote AS y GROUP BY y.key HAVING count(*) > 1)
@@ -153,7 +160,8 @@ ON CONFLICT (job, key) DO UPDATE SET
     suppressed_at = coalesce(c.suppressed_at, EXCLUDED.suppressed_at);
 
 -- name: create_plan_table
--- No parameters.
+-- No parameters. TEMP syncd_plan, and TEMP syncd_settle: the contacts the plan found needing
+-- nothing, as their digest rows (sql/queries/digest.sql) will record them.
 CREATE TEMP TABLE syncd_plan (
     seq             bigint NOT NULL,
     action          text NOT NULL,       -- the action part of `reason`
@@ -174,6 +182,13 @@ CREATE TEMP TABLE syncd_plan (
     decided         boolean NOT NULL DEFAULT false,  -- the decision differs from the ledger's last one
     change          text                 -- what Selzy's side changed (statuses, lists), for history
 );
+CREATE TEMP TABLE syncd_settle (
+    key             text NOT NULL,
+    local_fp        bigint,
+    remote_key      text,
+    remote_fp       bigint,
+    member          boolean NOT NULL
+);
 
 -- name: build_plan
 -- $1 job, $2 channel ('email' | 'phone'), $3 delete_mode, $4 remote_only.
@@ -184,9 +199,6 @@ CREATE TEMP TABLE syncd_plan (
 -- its reason. One row per contact that needs an action, a report, a writeback or a change of
 -- its ledger row; contacts already in step get none, so a run with nothing to change writes
 -- nothing but this (empty) TEMP table.
-INSERT INTO syncd_plan (seq, action, reason, key, key_raw, vals, fingerprint, is_local, exported,
-                        remote_only, code, message, writeback, ledger, new_suppression,
-                        status_changed, decided, change)
 WITH
 dup AS (
     SELECT l.*, d.opt_out AS group_opt_out,
@@ -210,7 +222,8 @@ winner AS (
     -- The values travel as the row's address in syncd_local (local_tid), not through the
     -- joins: `planned` fetches them for the few rows that need them.
     SELECT l.ctid AS local_tid, l.key, l.opt_out, l.fingerprint,
-           l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status
+           l.wb_email_status, l.wb_phone_status, l.wb_email_availability, l.wb_list_status,
+           false AS is_dup, NULL::text[] AS dup_vals
     FROM syncd_local AS l
     WHERE l.key_valid
       -- without duplicates (nearly always) no row is looked up: a one-time test
@@ -218,7 +231,9 @@ winner AS (
                ELSE l.key NOT IN (SELECT d.key FROM syncd_dupkey AS d) END
     UNION ALL
     SELECT local_tid, key, group_opt_out, group_fingerprint,
-           wb_email_status, wb_phone_status, wb_email_availability, wb_list_status
+           wb_email_status, wb_phone_status, wb_email_availability, wb_list_status, true,
+           vals  -- a duplicate group's winner carries its values: its local_tid addresses the
+                 -- whole syncd_local, which a narrowed plan replaces by the candidates' rows
     FROM dup_ranked
     WHERE rank = 1
 ),
@@ -228,7 +243,24 @@ joined AS (
     SELECT
         coalesce(w.key, r.key, c.key) AS key,
         w.key IS NOT NULL AS is_local,
-        w.local_tid, w.opt_out, w.fingerprint,
+        w.local_tid, w.dup_vals, w.opt_out, w.fingerprint, coalesce(w.is_dup, false) AS is_dup,
+        -- the contact's digest row, should it need nothing (syncd_settle): its local row as
+        -- it will be once written back, and its export row
+        CASE WHEN w.key IS NOT NULL THEN pg_temp.syncd_local_qfp(
+            w.fingerprint,
+            CASE WHEN r.key IS NULL THEN w.wb_email_status
+                 WHEN $5::boolean THEN r.email_status END,
+            CASE WHEN r.key IS NULL THEN w.wb_phone_status
+                 WHEN $6::boolean THEN r.phone_status END,
+            CASE WHEN r.key IS NULL THEN w.wb_email_availability
+                 WHEN $7::boolean THEN r.email_availability END,
+            CASE WHEN r.key IS NULL THEN w.wb_list_status
+                 WHEN $8::boolean THEN r.list_status END) END AS settled_local_fp,
+        CASE WHEN $2::text = 'email' THEN r.email ELSE r.phone END AS remote_key,
+        CASE WHEN r.key IS NOT NULL THEN pg_temp.syncd_view_fp(
+            r.email, r.email_status, r.email_availability, r.email_list_ids,
+            r.email_unsubscribed_list_ids, r.phone, r.phone_status, r.phone_list_ids,
+            r.phone_unsubscribed_list_ids) END AS remote_fp,
         r.key IS NOT NULL AS exported,
         CASE WHEN r.list_status IN ('subscribed', 'unsubscribed') THEN r.list_status
              ELSE 'none' END AS membership,
@@ -287,8 +319,7 @@ joined AS (
             AS writeback
     FROM winner AS w
     FULL JOIN syncd_remote AS r ON r.key = w.key
-    FULL JOIN (SELECT * FROM syncd.contacts WHERE job = $1::text) AS c
-        ON c.key = coalesce(w.key, r.key)
+    FULL JOIN pg_temp.syncd_ledger($1::text) AS c ON c.key = coalesce(w.key, r.key)
 ),
 decided AS (
     SELECT j.*,
@@ -304,10 +335,20 @@ decided AS (
                $3::text, $4::text) AS reason
     FROM joined AS j
 ),
+settled AS (
+    -- the contacts that need nothing once this run is done: no action, no new suppression,
+    -- nothing to forget, not a duplicate group (reported every run)
+    INSERT INTO syncd_settle (key, local_fp, remote_key, remote_fp, member)
+    SELECT key, settled_local_fp, remote_key, remote_fp, membership <> 'none'
+    FROM decided
+    WHERE reason LIKE 'none:%' AND new_suppression IS NULL AND NOT is_dup
+      AND NOT (NOT is_local AND NOT exported AND forgettable)
+),
 planned AS (
     SELECT split_part(reason, ':', 1) AS action, reason, key, NULL::text AS key_raw,
            CASE WHEN is_local
-                THEN (SELECT l.vals FROM syncd_local AS l WHERE l.ctid = local_tid) END AS vals,
+                THEN coalesce(dup_vals, (SELECT l.vals FROM syncd_local AS l
+                                         WHERE l.ctid = local_tid)) END AS vals,
            CASE WHEN is_local THEN fingerprint END AS fingerprint,
            is_local, exported,
            NOT is_local AND pushed_fp IS NULL AND intent_action IS NULL AND membership <> 'none'
@@ -387,6 +428,9 @@ planned AS (
     LEFT JOIN syncd_remote AS r ON r.key = l.key AND l.key <> ''
     WHERE NOT l.key_valid
 )
+INSERT INTO syncd_plan (seq, action, reason, key, key_raw, vals, fingerprint, is_local, exported,
+                        remote_only, code, message, writeback, ledger, new_suppression,
+                        status_changed, decided, change)
 SELECT row_number() OVER (ORDER BY action, key, key_raw), action, reason, key, key_raw, vals,
        fingerprint, is_local, exported, remote_only, code, message, writeback, ledger,
        new_suppression, status_changed, decided, change

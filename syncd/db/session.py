@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import structlog
 
 from syncd.config import DatabaseConfig, JobConfig
-from syncd.db import export_load, local, plan, plans, runs
+from syncd.db import digest, export_load, local, plan, plans, runs
+from syncd.db.digest import DigestWrite, Narrowing
 from syncd.db.local import ImportResult
 from syncd.db.migrate import ensure_schema
 from syncd.db.plan import LedgerResult, PlanRow, PlanSummary
@@ -91,9 +92,37 @@ class RunSession:
         return await export_load.load_export(self._conn, chunks, required=required)
 
     async def create_functions(self) -> None:
-        """The session's pg_temp key, fingerprint and decision functions (before the plan)."""
+        """The session's pg_temp key, fingerprint, digest and decision functions (before the
+        plan)."""
         await local.create_key_functions(self._conn)
+        await digest.create_functions(self._conn)
         await plan.create_decide_function(self._conn)
+
+    # -- the contact digest: which contacts the plan must see (db/digest.py) ---------------------
+
+    async def digest_versions(self, settings_hash: str) -> tuple[str | None, str]:
+        """(the version the job's digest was written under, this run's)."""
+        return await digest.versions(self._conn, job=self.job.name, settings_hash=settings_hash)
+
+    async def read_touched(self) -> None:
+        await digest.read_touched(self._conn, job=self.job.name)
+
+    async def local_candidates(self) -> int:
+        """The contacts the local side says the plan must see (after build_local)."""
+        return await digest.local_candidates(self._conn, job=self.job.name)
+
+    async def narrow_to_candidates(self, *, limit: int) -> Narrowing:
+        """Every contact the plan must see, and the plan narrowed to them when at most `limit`."""
+        return await digest.narrow_to_candidates(
+            self._conn, job=self.job.name, channel=self.job.match, limit=limit
+        )
+
+    async def settled_members(self) -> int:
+        return await digest.settled_members(self._conn, job=self.job.name)
+
+    async def write_digest(self, *, version: str, narrowed: bool) -> DigestWrite:
+        """What the finished run's plan found needing nothing, for the next run."""
+        return await digest.write(self._conn, job=self.job.name, version=version, narrowed=narrowed)
 
     async def absorb_carried_suppressions(self) -> int:
         job = self.job

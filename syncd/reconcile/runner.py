@@ -36,7 +36,7 @@ from syncd.reconcile.binding import config_hash
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
 from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus, phase_timer
-from syncd.reconcile.planning import plan_run, read_local
+from syncd.reconcile.planning import LocalHalf, PlanScope, plan_run, read_local
 from syncd.reconcile.push import Pusher
 from syncd.reconcile.selzy_side import check_selzy_side
 
@@ -302,7 +302,8 @@ class _Run:
         self.stop = stop
         self.profile = profile_fields(job)
         self._local_valid = 0
-        self._local_count = 0
+        self._local: LocalHalf | None = None
+        self._scope: PlanScope | None = None
         self._exported = 0
         self._summary = PlanSummary(actions={}, writeback=0, ledger=0, status_changes=0, reasons={})
 
@@ -352,9 +353,23 @@ class _Run:
             state.counts["written_back"] = await self.session.write_back(
                 flagged=self._summary.writeback
             )
+        await self._write_digest()
         await self.database.prune_outcomes(OUTCOME_RETENTION_DAYS)
         await self.session.prune_history()
         return final
+
+    async def _write_digest(self) -> None:
+        """The run is done: what its plan found needing nothing goes into the job's digest, so
+        the next run plans only what changed since (db/digest.py)."""
+        scope = self._scope
+        if scope is None:  # pragma: no cover - execute() plans before it gets here
+            raise ValueError("no plan to write the digest of")
+        with self.state.timed("digest"):
+            written = await self.session.write_digest(
+                version=scope.version, narrowed=scope.narrowed
+            )
+        if written.settled or written.touched:
+            log.info("digest_written", settled=written.settled, touched=written.touched)
 
     async def _store_plan(self, allow_mass_delete: bool) -> None:
         """`syncd plan`: keep this dry run's complete plan, with the config's hash."""
@@ -415,7 +430,7 @@ class _Run:
                 if local in done and local.exception() is not None:
                     await local  # raises it; the export's wait is cancelled below
                 url = await export
-            self._local_count = await local  # the rest of it, when the export was quicker
+            self._local = await local  # the rest of it, when the export was quicker
         except BaseException:
             await _cancel_all(export, local)
             raise
@@ -425,19 +440,20 @@ class _Run:
         self._exported = rows
         log.info("export_loaded", rows=rows)
 
-    async def _read_local(self) -> int:
+    async def _read_local(self) -> LocalHalf:
         started = time.monotonic()
-        count = await read_local(self.session, self.profile)
+        half = await read_local(self.session, self.profile, config_hash(self.job))
         self.state.timings["local"] = time.monotonic() - started
-        return count
+        return half
 
     async def _plan(self) -> Mapping[str, PlannedAction]:
         state = self.state
         with state.timed("plan"):
-            result = await plan_run(
-                self.session, local_count=self._local_count, exported=self._exported
-            )
+            if self._local is None:  # pragma: no cover - _load_export reads it first
+                raise ValueError("no local half to plan with")
+            result = await plan_run(self.session, local=self._local, exported=self._exported)
         self._summary = result.summary
+        self._scope = result.scope
         planned = result.summary.actions
         self._local_valid = result.local_valid
         local_count, remote_count = result.local_count, result.remote_count
@@ -448,7 +464,13 @@ class _Run:
         for action, count_name in PLANNED_COUNT.items():
             if action in planned:
                 state.counts[count_name] += planned[action].rows
-        log.info("plan_built", local_valid=self._local_valid, **state.planned)
+        log.info(
+            "plan_built",
+            local_valid=self._local_valid,
+            narrowed=result.scope.narrowed,
+            candidates=result.scope.candidates,
+            **state.planned,
+        )
         return planned
 
     def _count_plan_as_done(self, planned: Mapping[str, PlannedAction]) -> None:

@@ -1,0 +1,268 @@
+-- The contact digest (sql/migrations/0006): which contacts a run must plan. A contact whose
+-- digest row still matches its local row and its export row, and whose ledger row nobody wrote
+-- since (syncd.contacts_touched), needs nothing, exactly as the last finished run found: the
+-- plan's decision is a function of those three rows and the job's configuration only, and the
+-- digest is written under a version that names the configuration and the code. Everything else
+-- is a candidate, and the plan (plan.sql) runs over the candidates alone, unchanged: the
+-- session's TEMP tables syncd_local and syncd_export are narrowed to them, and
+-- pg_temp.syncd_ledger(job) gives build_plan their ledger rows only.
+-- tests/integration/reconcile/test_digest_plan.py holds the narrowed plan equal to the whole one.
+
+-- name: create_digest_functions
+-- No parameters. Creates, on this connection only:
+--   pg_temp.syncd_view_fp(email, email_status, email_availability, email_list_ids,
+--                         email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
+--                         phone_unsubscribed_list_ids) -> 64-bit hash of an export row's
+--       columns the plan reads ('' and NULL alike, as stage_remote reads them)
+--   pg_temp.syncd_local_qfp(fingerprint, wb_email_status, wb_phone_status,
+--                           wb_email_availability, wb_list_status) -> 64-bit hash of a local
+--       row's columns the plan reads (its fingerprint and writeback columns)
+--   pg_temp.syncd_ledger(job) -> the job's ledger rows the plan reads: all of them (this
+--       definition); plan_scope_candidates redefines it for a narrowed plan
+CREATE OR REPLACE FUNCTION pg_temp.syncd_view_fp(
+    email text, email_status text, email_availability text, email_list_ids text,
+    email_unsubscribed_list_ids text, phone text, phone_status text, phone_list_ids text,
+    phone_unsubscribed_list_ids text
+) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT hash_record_extended(ROW(
+        nullif(email, ''), nullif(email_status, ''), nullif(email_availability, ''),
+        nullif(email_list_ids, ''), nullif(email_unsubscribed_list_ids, ''), nullif(phone, ''),
+        nullif(phone_status, ''), nullif(phone_list_ids, ''),
+        nullif(phone_unsubscribed_list_ids, '')), 0) $$;
+CREATE OR REPLACE FUNCTION pg_temp.syncd_local_qfp(
+    fingerprint bigint, wb_email_status text, wb_phone_status text, wb_email_availability text,
+    wb_list_status text
+) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT hash_record_extended(ROW(fingerprint, wb_email_status, wb_phone_status,
+                                          wb_email_availability, wb_list_status), 0) $$;
+CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.contacts
+    LANGUAGE sql STABLE
+    AS $$ SELECT * FROM syncd.contacts AS c WHERE c.job = syncd_ledger.job $$;
+
+-- name: digest_version
+-- $1 job. -> version: what the job's digest was written under (NULL: none); server: the
+-- server's major version (hash functions may change between them).
+SELECT (SELECT digest_version FROM syncd.jobs WHERE name = $1::text) AS version,
+       current_setting('server_version_num')::int / 10000 AS server;
+
+-- name: read_touched
+-- $1 job. TEMP syncd_touched_seen: the job's touched contacts as this run read them (before it
+-- reads the ledger); a finished run removes exactly these rows (settle_touched_seen).
+CREATE TEMP TABLE syncd_touched_seen AS
+SELECT key, seq FROM syncd.contacts_touched WHERE job = $1::text;
+
+-- name: local_candidates
+-- $1 job. TEMP syncd_cand_local (key, remote_key): what the local side and syncd's own records
+-- say must be planned, known before the export: local rows with a usable key whose digest row
+-- is missing or fingerprints otherwise, digest rows of a local row that is gone or changed,
+-- touched contacts, duplicate keys and the keys of unusable local rows. remote_key: the
+-- candidate's export spelling in its digest row (export_delta keeps those export rows).
+CREATE TEMP TABLE syncd_cand_local AS
+SELECT k.key, d.remote_key
+FROM (
+    SELECT coalesce(l.key, d.key) AS key
+    FROM (
+        SELECT l.key, pg_temp.syncd_local_qfp(l.fingerprint, l.wb_email_status,
+                                              l.wb_phone_status, l.wb_email_availability,
+                                              l.wb_list_status) AS qfp
+        FROM syncd_local AS l
+        WHERE l.key_valid
+        OFFSET 0
+    ) AS l
+    FULL JOIN (
+        SELECT key, local_fp FROM syncd.contact_digest WHERE job = $1::text AND local_fp IS NOT NULL
+    ) AS d ON d.key = l.key AND d.local_fp = l.qfp
+    WHERE l.key IS NULL OR d.key IS NULL
+    UNION
+    SELECT key FROM syncd_touched_seen
+    UNION
+    SELECT key FROM syncd_local_odd WHERE key <> ''
+) AS k
+LEFT JOIN syncd.contact_digest AS d ON d.job = $1::text AND d.key = k.key;
+
+-- name: analyze_local_candidates
+-- No parameters.
+ANALYZE syncd_cand_local;
+
+-- name: export_delta
+-- $1 job, $2 channel ('email' | 'phone'). TEMP syncd_export_delta: the export rows the plan
+-- must see — those no digest row matches (spelling of the match channel and view fingerprint),
+-- and those of the local candidates — and, as missing_key, the digest rows that expected an
+-- export row no longer there (or no longer alike). One hash join of the export with the digest.
+CREATE TEMP TABLE syncd_export_delta AS
+SELECT e.email, e.email_status, e.email_availability, e.email_list_ids,
+       e.email_unsubscribed_list_ids, e.phone, e.phone_status, e.phone_list_ids,
+       e.phone_unsubscribed_list_ids, e.raw_key, e.view_fp,
+       CASE WHEN e.raw_key IS NULL THEN d.key END AS missing_key
+FROM (
+    SELECT x.email, x.email_status, x.email_availability, x.email_list_ids,
+           x.email_unsubscribed_list_ids, x.phone, x.phone_status, x.phone_list_ids,
+           x.phone_unsubscribed_list_ids,
+           CASE WHEN $2::text = 'email' THEN x.email ELSE x.phone END AS raw_key,
+           pg_temp.syncd_view_fp(x.email, x.email_status, x.email_availability, x.email_list_ids,
+                                 x.email_unsubscribed_list_ids, x.phone, x.phone_status,
+                                 x.phone_list_ids, x.phone_unsubscribed_list_ids) AS view_fp
+    FROM syncd_export AS x
+    WHERE CASE WHEN $2::text = 'email' THEN x.email ELSE x.phone END <> ''
+    OFFSET 0
+) AS e
+FULL JOIN (
+    SELECT key, remote_key, remote_fp
+    FROM syncd.contact_digest
+    WHERE job = $1::text AND remote_fp IS NOT NULL
+) AS d ON d.remote_key = e.raw_key AND d.remote_fp = e.view_fp
+WHERE d.key IS NULL OR e.raw_key IS NULL
+   OR e.raw_key IN (SELECT c.remote_key FROM syncd_cand_local AS c WHERE c.remote_key IS NOT NULL);
+
+-- name: analyze_export_delta
+-- No parameters. Row counts for the planner of the statements that follow (TEMP tables are
+-- never analysed by autovacuum).
+ANALYZE syncd_export_delta;
+
+-- name: export_unkeyed
+-- $1 channel. -> export rows without a value of the match channel (not in syncd_export_delta).
+SELECT count(*)
+FROM syncd_export
+WHERE coalesce(CASE WHEN $1::text = 'email' THEN email ELSE phone END, '') = '';
+
+-- name: candidates
+-- $1 channel. TEMP syncd_cand (key): every contact the plan must see — the local candidates,
+-- the keys of the export rows no digest row matched, the digest rows whose export row is gone.
+CREATE TEMP TABLE syncd_cand AS
+SELECT key
+FROM (
+    SELECT key FROM syncd_cand_local
+    UNION
+    SELECT CASE WHEN $1::text = 'email' THEN pg_temp.syncd_email_key(raw_key)
+                ELSE pg_temp.syncd_phone_key(raw_key) END
+    FROM syncd_export_delta
+    WHERE missing_key IS NULL
+    UNION
+    SELECT missing_key FROM syncd_export_delta WHERE missing_key IS NOT NULL
+) AS k
+WHERE key <> '';
+
+-- name: export_rows
+-- No parameters. -> the rows of syncd_export (the plan's export: narrowed or whole).
+SELECT count(*) FROM syncd_export;
+
+-- name: analyze_candidates
+-- No parameters.
+ANALYZE syncd_cand;
+
+-- name: candidate_count
+-- No parameters. -> the contacts the plan must see.
+SELECT count(*) FROM syncd_cand;
+
+-- name: respelled_wanted
+-- $1 job. -> whether add_respelled has rows to add (it scans the export; this does not): a
+-- candidate whose digest row matched its export row, which the delta does not hold, because the
+-- candidate is one for another reason found in the export (its key held twice: two spellings,
+-- or one spelling twice).
+SELECT EXISTS (
+    SELECT 1
+    FROM syncd_cand AS c
+    JOIN syncd.contact_digest AS dg ON dg.job = $1::text AND dg.key = c.key
+    WHERE dg.remote_key IS NOT NULL
+      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT e.raw_key, e.view_fp
+                                                FROM syncd_export_delta AS e
+                                                WHERE e.raw_key IS NOT NULL)
+      AND dg.key NOT IN (SELECT e.missing_key FROM syncd_export_delta AS e
+                         WHERE e.missing_key IS NOT NULL)
+);
+
+-- name: add_respelled
+-- $1 job, $2 channel. The rows respelled_wanted found, from the export. -> INSERT 0 n
+INSERT INTO syncd_export_delta (email, email_status, email_availability, email_list_ids,
+                                email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
+                                phone_unsubscribed_list_ids, raw_key, view_fp)
+SELECT x.email, x.email_status, x.email_availability, x.email_list_ids,
+       x.email_unsubscribed_list_ids, x.phone, x.phone_status, x.phone_list_ids,
+       x.phone_unsubscribed_list_ids, w.remote_key, w.remote_fp
+FROM syncd_export AS x
+JOIN (
+    SELECT dg.remote_key, dg.remote_fp
+    FROM syncd_cand AS c
+    JOIN syncd.contact_digest AS dg ON dg.job = $1::text AND dg.key = c.key
+    WHERE dg.remote_key IS NOT NULL
+      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT e.raw_key, e.view_fp
+                                                FROM syncd_export_delta AS e
+                                                WHERE e.raw_key IS NOT NULL)
+      AND dg.key NOT IN (SELECT e.missing_key FROM syncd_export_delta AS e
+                         WHERE e.missing_key IS NOT NULL)
+) AS w ON w.remote_key = CASE WHEN $2::text = 'email' THEN x.email ELSE x.phone END
+      AND w.remote_fp = pg_temp.syncd_view_fp(x.email, x.email_status, x.email_availability,
+                                              x.email_list_ids, x.email_unsubscribed_list_ids,
+                                              x.phone, x.phone_status, x.phone_list_ids,
+                                              x.phone_unsubscribed_list_ids);
+
+-- name: plan_scope_candidates
+-- No parameters. Narrows the plan to TEMP syncd_cand: syncd_export and syncd_local become the
+-- candidates' rows (the whole tables stay as syncd_export_all and syncd_local_all), and
+-- pg_temp.syncd_ledger(job) their ledger rows (looked up by key).
+ALTER TABLE syncd_export RENAME TO syncd_export_all;
+CREATE TEMP TABLE syncd_export AS
+SELECT email, email_status, email_availability, email_list_ids, email_unsubscribed_list_ids,
+       phone, phone_status, phone_list_ids, phone_unsubscribed_list_ids
+FROM syncd_export_delta
+WHERE missing_key IS NULL;
+ALTER TABLE syncd_local RENAME TO syncd_local_all;
+CREATE TEMP TABLE syncd_local AS
+SELECT * FROM syncd_local_all WHERE key_valid AND key IN (SELECT key FROM syncd_cand);
+ANALYZE syncd_local (key, key_valid);
+ALTER TABLE syncd_cand ADD PRIMARY KEY (key);
+CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.contacts
+    LANGUAGE sql STABLE
+    AS $$ SELECT c.* FROM syncd_cand AS k
+          JOIN syncd.contacts AS c ON c.job = syncd_ledger.job AND c.key = k.key $$;
+
+-- name: settled_members
+-- $1 job. -> the list's contacts among the digest rows that are not candidates (in the export
+-- as the digest expects, so members as it records).
+SELECT count(*)
+FROM syncd.contact_digest AS d
+WHERE d.job = $1::text AND d.member AND d.key NOT IN (SELECT c.key FROM syncd_cand AS c);
+
+-- name: settle_forget_all
+-- $1 job. A plan of every contact: the job's digest is written anew.
+DELETE FROM syncd.contact_digest WHERE job = $1::text;
+
+-- name: settle_forget_candidates
+-- $1 job. A narrowed plan: the candidates' digest rows are written anew.
+DELETE FROM syncd.contact_digest AS d
+USING syncd_cand AS c
+WHERE d.job = $1::text AND d.key = c.key;
+
+-- name: settle_write
+-- $1 job. The contacts this run found needing nothing (TEMP syncd_settle, from build_plan).
+-- -> INSERT 0 n
+INSERT INTO syncd.contact_digest (job, key, local_fp, remote_key, remote_fp, member)
+SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle;
+
+-- name: settle_touched_seen
+-- $1 job. The touched rows this run read and planned; a row written again since stays.
+DELETE FROM syncd.contacts_touched AS t
+USING syncd_touched_seen AS s
+WHERE t.job = $1::text AND t.key = s.key AND t.seq = s.seq;
+
+-- name: settle_unsettled
+-- $1 job. Contacts this run planned, did not settle and knows of only by their ledger row (the
+-- next run finds the others by their local or export rows): touched, so that it plans them.
+INSERT INTO syncd.contacts_touched (job, key, seq)
+SELECT $1::text, p.key, nextval('syncd.contacts_touched_seq')
+FROM (SELECT DISTINCT key FROM syncd_plan WHERE key <> '') AS p
+WHERE NOT EXISTS (SELECT 1 FROM syncd_settle AS s WHERE s.key = p.key)
+  AND EXISTS (SELECT 1 FROM syncd.contacts AS c WHERE c.job = $1::text AND c.key = p.key)
+ON CONFLICT (job, key) DO NOTHING;
+
+-- name: analyze_digest
+-- No parameters. After a job's digest was written anew: its statistics, so that the next run's
+-- joins with it are planned for its real size (autovacuum may come much later).
+ANALYZE syncd.contact_digest;
+
+-- name: settle_version
+-- $1 job, $2 version.
+UPDATE syncd.jobs SET digest_version = $2::text
+WHERE name = $1::text AND digest_version IS DISTINCT FROM $2::text;

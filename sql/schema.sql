@@ -262,7 +262,8 @@ CREATE TABLE syncd.contact_digest (
 -- The contacts whose ledger row was written since a run read this table: a run plans them
 -- whatever their digest says. Every write of syncd.contacts lands here, whoever makes it (a run,
 -- the event worker, the fast opt-out pass, an operator's SQL), by the statement triggers below;
--- a finished run removes the rows it read (by seq: a row written again meanwhile stays).
+-- a finished run removes the rows it read (by seq, one per writing statement: a row written
+-- again meanwhile stays).
 CREATE SEQUENCE syncd.contacts_touched_seq;
 CREATE TABLE syncd.contacts_touched (
     job  text NOT NULL,
@@ -271,12 +272,18 @@ CREATE TABLE syncd.contacts_touched (
     PRIMARY KEY (job, key)
 );
 
+-- A run that writes the ledger itself first takes the job's digest over (syncd.jobs.
+-- digest_version set NULL: no run trusts the digest until that run writes it anew) and marks its
+-- session `syncd.digest_owner = on`; its own writes need no touched rows.
 CREATE FUNCTION syncd.note_contacts_touched() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+    IF current_setting('syncd.digest_owner', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO syncd.contacts_touched AS t (job, key, seq)
-    SELECT c.job, c.key, nextval('syncd.contacts_touched_seq')
+    SELECT c.job, c.key, (SELECT nextval('syncd.contacts_touched_seq'))
     FROM (SELECT DISTINCT job, key FROM changed) AS c
     ON CONFLICT (job, key) DO UPDATE SET seq = EXCLUDED.seq;
     RETURN NULL;

@@ -247,15 +247,30 @@ DELETE FROM syncd.contacts_touched AS t
 USING syncd_touched_seen AS s
 WHERE t.job = $1::text AND t.key = s.key AND t.seq = s.seq;
 
+-- name: unsettled_count
+-- No parameters. -> the contacts this run planned and did not settle.
+SELECT count(*)
+FROM (SELECT DISTINCT key FROM syncd_plan WHERE key <> '') AS p
+WHERE NOT EXISTS (SELECT 1 FROM syncd_settle AS s WHERE s.key = p.key);
+
 -- name: settle_unsettled
--- $1 job. Contacts this run planned, did not settle and knows of only by their ledger row (the
--- next run finds the others by their local or export rows): touched, so that it plans them.
+-- $1 job. The contacts this run planned and did not settle: touched, so that the next run
+-- plans them whatever becomes of their local and export rows (a contact that leaves both is
+-- found by its ledger row only).
 INSERT INTO syncd.contacts_touched (job, key, seq)
-SELECT $1::text, p.key, nextval('syncd.contacts_touched_seq')
+SELECT $1::text, p.key, (SELECT nextval('syncd.contacts_touched_seq'))
 FROM (SELECT DISTINCT key FROM syncd_plan WHERE key <> '') AS p
 WHERE NOT EXISTS (SELECT 1 FROM syncd_settle AS s WHERE s.key = p.key)
-  AND EXISTS (SELECT 1 FROM syncd.contacts AS c WHERE c.job = $1::text AND c.key = p.key)
 ON CONFLICT (job, key) DO NOTHING;
+
+-- name: own_digest
+-- $1 job. Before this session writes the ledger: the job's digest is not trusted until this
+-- run writes it anew (settle_version), and this session's writes need no touched rows.
+UPDATE syncd.jobs SET digest_version = NULL WHERE name = $1::text AND digest_version IS NOT NULL;
+
+-- name: mark_digest_owner
+-- No parameters. After own_digest committed.
+SET syncd.digest_owner = 'on';
 
 -- name: analyze_digest
 -- No parameters. After a job's digest was written anew: its statistics, so that the next run's

@@ -20,7 +20,8 @@ from syncd.db.sql import QUERIES, sql_dir
 @dataclass(frozen=True, slots=True)
 class DigestWrite:
     settled: int  # digest rows written (contacts found needing nothing)
-    touched: int  # contacts left for the next run to plan by their ledger row
+    touched: int  # contacts left for the next run to plan whatever their rows say
+    dropped: bool  # too many left unsettled: no digest (the next run plans every contact)
 
 
 def _count(status: str) -> int:
@@ -100,25 +101,42 @@ async def narrow_to_candidates(
     return Narrowing(candidates=count, narrowed=True, export_rows=rows, unkeyed=unkeyed)
 
 
+async def own(conn: Connection, *, job: str) -> None:
+    """Before the run's session writes the ledger: the digest is not trusted until `write`
+    (a run that fails after this leaves a next run that plans every contact), and the session's
+    own ledger writes are not recorded as touched (the run plans and settles them itself)."""
+    with translating():
+        await conn.execute(QUERIES["own_digest"], job)
+        await conn.execute(QUERIES["mark_digest_owner"])
+
+
 async def settled_members(conn: Connection, *, job: str) -> int:
     """The list's contacts the narrowed plan did not see (digest rows that are not candidates)."""
     with translating():
         return int(await conn.fetchval(QUERIES["settled_members"], job))
 
 
-async def write(conn: Connection, *, job: str, version: str, narrowed: bool) -> DigestWrite:
+async def write(
+    conn: Connection, *, job: str, version: str, narrowed: bool, limit: int
+) -> DigestWrite:
     """After a run that finished: the digest rows of what the plan saw, in one transaction (all
-    of the job's when the plan saw every contact), and the touched contacts it planned."""
+    of the job's when the plan saw every contact), and the touched contacts it planned. When
+    more than `limit` contacts are left unsettled the digest is given up instead (the next run
+    plans every contact, as it would for that many candidates)."""
     with translating():
+        unsettled = int(await conn.fetchval(QUERIES["unsettled_count"]))
         async with conn.transaction():
+            await conn.execute(QUERIES["settle_touched_seen"], job)
+            if unsettled > limit:
+                await conn.execute(QUERIES["own_digest"], job)
+                return DigestWrite(settled=0, touched=0, dropped=True)
             if narrowed:
                 await conn.execute(QUERIES["settle_forget_candidates"], job)
             else:
                 await conn.execute(QUERIES["settle_forget_all"], job)
             settled = await conn.execute(QUERIES["settle_write"], job)
-            await conn.execute(QUERIES["settle_touched_seen"], job)
             touched = await conn.execute(QUERIES["settle_unsettled"], job)
             await conn.execute(QUERIES["settle_version"], job, version)
         if not narrowed:
             await conn.execute(QUERIES["analyze_digest"])
-    return DigestWrite(settled=_count(settled), touched=_count(touched))
+    return DigestWrite(settled=_count(settled), touched=_count(touched), dropped=False)

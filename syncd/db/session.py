@@ -117,12 +117,19 @@ class RunSession:
             self._conn, job=self.job.name, channel=self.job.match, limit=limit
         )
 
+    async def own_digest(self) -> None:
+        """Before this session writes the ledger (db/digest.py `own`)."""
+        await digest.own(self._conn, job=self.job.name)
+
     async def settled_members(self) -> int:
         return await digest.settled_members(self._conn, job=self.job.name)
 
-    async def write_digest(self, *, version: str, narrowed: bool) -> DigestWrite:
-        """What the finished run's plan found needing nothing, for the next run."""
-        return await digest.write(self._conn, job=self.job.name, version=version, narrowed=narrowed)
+    async def write_digest(self, *, version: str, narrowed: bool, limit: int) -> DigestWrite:
+        """What the finished run's plan found needing nothing, for the next run (given up when
+        more than `limit` contacts are left unsettled)."""
+        return await digest.write(
+            self._conn, job=self.job.name, version=version, narrowed=narrowed, limit=limit
+        )
 
     async def absorb_carried_suppressions(self) -> int:
         job = self.job

@@ -36,7 +36,7 @@ from syncd.reconcile.binding import config_hash
 from syncd.reconcile.export import wait_for_export
 from syncd.reconcile.guards import GuardVerdict, evaluate_guards
 from syncd.reconcile.outcome import Binding, RunOutcome, RunServices, RunStatus, phase_timer
-from syncd.reconcile.planning import LocalHalf, PlanScope, plan_run, read_local
+from syncd.reconcile.planning import LocalHalf, PlanScope, narrow_limit, plan_run, read_local
 from syncd.reconcile.push import Pusher
 from syncd.reconcile.selzy_side import check_selzy_side
 
@@ -364,11 +364,15 @@ class _Run:
         scope = self._scope
         if scope is None:  # pragma: no cover - execute() plans before it gets here
             raise ValueError("no plan to write the digest of")
+        counts = self.state.counts
+        limit = narrow_limit(max(counts["local_count"], counts["remote_count"]))
         with self.state.timed("digest"):
             written = await self.session.write_digest(
-                version=scope.version, narrowed=scope.narrowed
+                version=scope.version, narrowed=scope.narrowed, limit=limit
             )
-        if written.settled or written.touched:
+        if written.dropped:
+            log.info("digest_dropped", reason="unsettled", limit=limit)
+        elif written.settled or written.touched:
             log.info("digest_written", settled=written.settled, touched=written.touched)
 
     async def _store_plan(self, allow_mass_delete: bool) -> None:
@@ -493,6 +497,9 @@ class _Run:
         forgotten contacts) before anything is pushed; reported rows go to row_outcomes."""
         state = self.state
         with state.timed("ledger"):
+            if self._summary.ledger or "import" in self._summary.actions:
+                # the run's own ledger writes: it plans and settles them itself
+                await self.session.own_digest()
             ledger = await self.session.sync_ledger(
                 run_id=self.run_id, changes=self._summary.ledger
             )

@@ -15,7 +15,8 @@ CREATE TABLE syncd.jobs (
     next_run_at  timestamptz,    -- when the job runs next, as the daemon scheduling it says
     scheduled_by text,           -- host:pid of that daemon
     scheduled_at timestamptz,    -- when it last said so
-    digest_version text          -- what the job's contact digest was written under (NULL: none)
+    digest_version text,         -- what the job's contact digest was written under (NULL: none)
+    digest_members bigint NOT NULL DEFAULT 0  -- its rows that are list members
 );
 
 -- One row per reconciliation run (PRODUCT.md "What syncd keeps").

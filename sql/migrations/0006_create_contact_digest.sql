@@ -61,3 +61,6 @@ CREATE TRIGGER contacts_touched_delete AFTER DELETE ON syncd.contacts
 -- The configuration, code and server the job's digest was written under (NULL: none yet); a run
 -- whose own differs plans every contact and writes the digest anew.
 ALTER TABLE syncd.jobs ADD COLUMN digest_version text;
+-- How many of the job's digest rows are list members (kept with the digest: a run narrowed to
+-- its candidates counts the list without reading the digest).
+ALTER TABLE syncd.jobs ADD COLUMN digest_members bigint NOT NULL DEFAULT 0;

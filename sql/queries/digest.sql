@@ -157,20 +157,28 @@ ANALYZE syncd_cand;
 SELECT count(*) FROM syncd_cand;
 
 -- name: respelled_wanted
--- $1 job. -> whether add_respelled has rows to add (it scans the export; this does not): a
--- candidate whose digest row matched its export row, which the delta does not hold, because the
--- candidate is one for another reason found in the export (its key held twice: two spellings,
--- or one spelling twice).
+-- $1 job, $2 channel. -> whether add_respelled has rows to add (it scans the export; this does
+-- not): an export row no digest row matched whose key has a digest row that did match an export
+-- row the delta does not hold (the key held twice: two spellings, or one spelling twice). Local
+-- candidates' matched rows are in the delta already (export_delta).
 SELECT EXISTS (
     SELECT 1
-    FROM syncd_cand AS c
-    JOIN syncd.contact_digest AS dg ON dg.job = $1::text AND dg.key = c.key
-    WHERE dg.remote_key IS NOT NULL
-      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT e.raw_key, e.view_fp
-                                                FROM syncd_export_delta AS e
-                                                WHERE e.raw_key IS NOT NULL)
-      AND dg.key NOT IN (SELECT e.missing_key FROM syncd_export_delta AS e
-                         WHERE e.missing_key IS NOT NULL)
+    FROM syncd_export_delta AS e
+    CROSS JOIN LATERAL (
+        SELECT dg.key, dg.remote_key, dg.remote_fp
+        FROM syncd.contact_digest AS dg
+        WHERE dg.job = $1::text
+          AND dg.key = CASE WHEN $2::text = 'email' THEN pg_temp.syncd_email_key(e.raw_key)
+                            ELSE pg_temp.syncd_phone_key(e.raw_key) END
+        OFFSET 0
+    ) AS dg
+    WHERE e.missing_key IS NULL
+      AND dg.remote_key IS NOT NULL
+      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT x.raw_key, x.view_fp
+                                                FROM syncd_export_delta AS x
+                                                WHERE x.raw_key IS NOT NULL)
+      AND dg.key NOT IN (SELECT x.missing_key FROM syncd_export_delta AS x
+                         WHERE x.missing_key IS NOT NULL)
 );
 
 -- name: add_respelled
@@ -213,33 +221,54 @@ CREATE TEMP TABLE syncd_local AS
 SELECT * FROM syncd_local_all WHERE key_valid AND key IN (SELECT key FROM syncd_cand);
 ANALYZE syncd_local (key, key_valid);
 ALTER TABLE syncd_cand ADD PRIMARY KEY (key);
+-- (each candidate's row by its key: OFFSET 0 keeps the lookup a lookup, however stale the
+-- ledger's statistics make the job's row count look)
 CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.contacts
     LANGUAGE sql STABLE
     AS $$ SELECT c.* FROM syncd_cand AS k
-          JOIN syncd.contacts AS c ON c.job = syncd_ledger.job AND c.key = k.key $$;
+          CROSS JOIN LATERAL (SELECT * FROM syncd.contacts AS x
+                              WHERE x.job = syncd_ledger.job AND x.key = k.key OFFSET 0) AS c $$;
 
 -- name: settled_members
 -- $1 job. -> the list's contacts among the digest rows that are not candidates (in the export
--- as the digest expects, so members as it records).
-SELECT count(*)
-FROM syncd.contact_digest AS d
-WHERE d.job = $1::text AND d.member AND d.key NOT IN (SELECT c.key FROM syncd_cand AS c);
+-- as the digest expects, so members as it records): the job's digest members less those of
+-- the candidates (looked up by key).
+SELECT (SELECT digest_members FROM syncd.jobs WHERE name = $1::text)
+       - (SELECT count(*)
+          FROM syncd_cand AS c
+          CROSS JOIN LATERAL (SELECT d.member FROM syncd.contact_digest AS d
+                              WHERE d.job = $1::text AND d.key = c.key OFFSET 0) AS d
+          WHERE d.member);
 
 -- name: settle_forget_all
 -- $1 job. A plan of every contact: the job's digest is written anew.
-DELETE FROM syncd.contact_digest WHERE job = $1::text;
+WITH gone AS (DELETE FROM syncd.contact_digest WHERE job = $1::text)
+UPDATE syncd.jobs SET digest_members = 0 WHERE name = $1::text;
 
 -- name: settle_forget_candidates
--- $1 job. A narrowed plan: the candidates' digest rows are written anew.
-DELETE FROM syncd.contact_digest AS d
-USING syncd_cand AS c
-WHERE d.job = $1::text AND d.key = c.key;
+-- $1 job. A narrowed plan: the candidates' digest rows are written anew (looked up by key).
+WITH gone AS (
+    DELETE FROM syncd.contact_digest AS d
+    WHERE d.job = $1::text AND d.key = ANY (ARRAY(SELECT c.key FROM syncd_cand AS c))
+    RETURNING d.member
+)
+UPDATE syncd.jobs
+SET digest_members = digest_members - (SELECT count(*) FROM gone WHERE member)
+WHERE name = $1::text;
 
 -- name: settle_write
 -- $1 job. The contacts this run found needing nothing (TEMP syncd_settle, from build_plan).
--- -> INSERT 0 n
-INSERT INTO syncd.contact_digest (job, key, local_fp, remote_key, remote_fp, member)
-SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle;
+-- -> settled: rows written.
+WITH written AS (
+    INSERT INTO syncd.contact_digest (job, key, local_fp, remote_key, remote_fp, member)
+    SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle
+    RETURNING member
+), counted AS (
+    UPDATE syncd.jobs
+    SET digest_members = digest_members + (SELECT count(*) FROM written WHERE member)
+    WHERE name = $1::text
+)
+SELECT count(*) AS settled FROM written;
 
 -- name: settle_touched_seen
 -- $1 job. The touched rows this run read and planned; a row written again since stays.

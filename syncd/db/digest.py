@@ -94,7 +94,7 @@ async def narrow_to_candidates(
         if count > limit:
             rows = int(await conn.fetchval(QUERIES["export_rows"]))
             return Narrowing(candidates=count, narrowed=False, export_rows=rows, unkeyed=unkeyed)
-        if await conn.fetchval(QUERIES["respelled_wanted"], job):
+        if await conn.fetchval(QUERIES["respelled_wanted"], job, channel):
             await conn.execute(QUERIES["add_respelled"], job, channel)
         await conn.execute(QUERIES["plan_scope_candidates"])
         rows = int(await conn.fetchval(QUERIES["export_rows"]))
@@ -134,9 +134,9 @@ async def write(
                 await conn.execute(QUERIES["settle_forget_candidates"], job)
             else:
                 await conn.execute(QUERIES["settle_forget_all"], job)
-            settled = await conn.execute(QUERIES["settle_write"], job)
+            settled = int(await conn.fetchval(QUERIES["settle_write"], job))
             touched = await conn.execute(QUERIES["settle_unsettled"], job)
             await conn.execute(QUERIES["settle_version"], job, version)
         if not narrowed:
             await conn.execute(QUERIES["analyze_digest"])
-    return DigestWrite(settled=_count(settled), touched=_count(touched), dropped=False)
+    return DigestWrite(settled=settled, touched=_count(touched), dropped=False)

@@ -156,33 +156,34 @@ ANALYZE syncd_cand;
 -- No parameters. -> the contacts the plan must see.
 SELECT count(*) FROM syncd_cand;
 
--- name: respelled_wanted
--- $1 job, $2 channel. -> whether add_respelled has rows to add (it scans the export; this does
--- not): an export row no digest row matched whose key has a digest row that did match an export
--- row the delta does not hold (the key held twice: two spellings, or one spelling twice). Local
--- candidates' matched rows are in the delta already (export_delta).
-SELECT EXISTS (
-    SELECT 1
-    FROM syncd_export_delta AS e
-    CROSS JOIN LATERAL (
-        SELECT dg.key, dg.remote_key, dg.remote_fp
-        FROM syncd.contact_digest AS dg
-        WHERE dg.job = $1::text
-          AND dg.key = CASE WHEN $2::text = 'email' THEN pg_temp.syncd_email_key(e.raw_key)
-                            ELSE pg_temp.syncd_phone_key(e.raw_key) END
-        OFFSET 0
-    ) AS dg
-    WHERE e.missing_key IS NULL
-      AND dg.remote_key IS NOT NULL
-      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT x.raw_key, x.view_fp
-                                                FROM syncd_export_delta AS x
-                                                WHERE x.raw_key IS NOT NULL)
-      AND dg.key NOT IN (SELECT x.missing_key FROM syncd_export_delta AS x
-                         WHERE x.missing_key IS NOT NULL)
-);
+-- name: find_respelled
+-- $1 job, $2 channel. TEMP syncd_respelled (remote_key, remote_fp): the export rows the plan
+-- must see that the delta does not hold — a candidate found in the export (a row no digest row
+-- matched) whose key has a digest row that did match another export row (the key held twice:
+-- two spellings, or one spelling twice). Looked up from the unmatched rows, by key; local
+-- candidates' matched rows are in the delta already (export_delta). -> SELECT n
+CREATE TEMP TABLE syncd_respelled AS
+SELECT DISTINCT dg.remote_key, dg.remote_fp
+FROM syncd_export_delta AS e
+CROSS JOIN LATERAL (
+    SELECT d.key, d.remote_key, d.remote_fp
+    FROM syncd.contact_digest AS d
+    WHERE d.job = $1::text
+      AND d.key = CASE WHEN $2::text = 'email' THEN pg_temp.syncd_email_key(e.raw_key)
+                       ELSE pg_temp.syncd_phone_key(e.raw_key) END
+    OFFSET 0
+) AS dg
+WHERE e.missing_key IS NULL
+  AND dg.remote_key IS NOT NULL
+  AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT x.raw_key, x.view_fp
+                                            FROM syncd_export_delta AS x
+                                            WHERE x.raw_key IS NOT NULL)
+  AND dg.key NOT IN (SELECT x.missing_key FROM syncd_export_delta AS x
+                     WHERE x.missing_key IS NOT NULL);
 
 -- name: add_respelled
--- $1 job, $2 channel. The rows respelled_wanted found, from the export. -> INSERT 0 n
+-- $1 channel. The rows find_respelled named, from the export (a scan: only when there are
+-- any). -> INSERT 0 n
 INSERT INTO syncd_export_delta (email, email_status, email_availability, email_list_ids,
                                 email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
                                 phone_unsubscribed_list_ids, raw_key, view_fp)
@@ -190,21 +191,12 @@ SELECT x.email, x.email_status, x.email_availability, x.email_list_ids,
        x.email_unsubscribed_list_ids, x.phone, x.phone_status, x.phone_list_ids,
        x.phone_unsubscribed_list_ids, w.remote_key, w.remote_fp
 FROM syncd_export AS x
-JOIN (
-    SELECT dg.remote_key, dg.remote_fp
-    FROM syncd_cand AS c
-    JOIN syncd.contact_digest AS dg ON dg.job = $1::text AND dg.key = c.key
-    WHERE dg.remote_key IS NOT NULL
-      AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT e.raw_key, e.view_fp
-                                                FROM syncd_export_delta AS e
-                                                WHERE e.raw_key IS NOT NULL)
-      AND dg.key NOT IN (SELECT e.missing_key FROM syncd_export_delta AS e
-                         WHERE e.missing_key IS NOT NULL)
-) AS w ON w.remote_key = CASE WHEN $2::text = 'email' THEN x.email ELSE x.phone END
-      AND w.remote_fp = pg_temp.syncd_view_fp(x.email, x.email_status, x.email_availability,
-                                              x.email_list_ids, x.email_unsubscribed_list_ids,
-                                              x.phone, x.phone_status, x.phone_list_ids,
-                                              x.phone_unsubscribed_list_ids);
+JOIN syncd_respelled AS w
+  ON w.remote_key = CASE WHEN $1::text = 'email' THEN x.email ELSE x.phone END
+ AND w.remote_fp = pg_temp.syncd_view_fp(x.email, x.email_status, x.email_availability,
+                                         x.email_list_ids, x.email_unsubscribed_list_ids,
+                                         x.phone, x.phone_status, x.phone_list_ids,
+                                         x.phone_unsubscribed_list_ids);
 
 -- name: plan_scope_candidates
 -- No parameters. Narrows the plan to TEMP syncd_cand: syncd_export and syncd_local become the

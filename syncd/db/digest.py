@@ -94,8 +94,8 @@ async def narrow_to_candidates(
         if count > limit:
             rows = int(await conn.fetchval(QUERIES["export_rows"]))
             return Narrowing(candidates=count, narrowed=False, export_rows=rows, unkeyed=unkeyed)
-        if await conn.fetchval(QUERIES["respelled_wanted"], job, channel):
-            await conn.execute(QUERIES["add_respelled"], job, channel)
+        if _count(await conn.execute(QUERIES["find_respelled"], job, channel)):
+            await conn.execute(QUERIES["add_respelled"], channel)
         await conn.execute(QUERIES["plan_scope_candidates"])
         rows = int(await conn.fetchval(QUERIES["export_rows"]))
     return Narrowing(candidates=count, narrowed=True, export_rows=rows, unkeyed=unkeyed)

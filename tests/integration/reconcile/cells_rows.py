@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from syncd.config import JobConfig
 from syncd.db import Connection
 from syncd.db.local import create_key_functions
 from syncd.reconcile.actions import EXPORT_FIELDS
-from tests.unit.reconcile.cells import DELETE_MODES, MATCHES, REMOTE_ONLY, Cell
+from tests.integration.reconcile.harness import make_job
+from tests.unit.reconcile.cells import DELETE_MODES, MATCHES, REMOTE_ONLY, Cell, all_cells
 
 LIST_ID = 4242
 OTHER_LIST = 99
@@ -147,3 +149,44 @@ def export_csv(rows: Iterable[dict[str, str]]) -> bytes:
     for row in rows:
         writer.writerow(row)
     return buffer.getvalue().encode()
+
+
+def cells_of(match: str, delete_mode: str, remote_only: str) -> list[Cell]:
+    """Every cell of one configuration."""
+    return [
+        c
+        for c in all_cells()
+        if (c.match, c.delete_mode, c.remote_only) == (match, delete_mode, remote_only)
+    ]
+
+
+def cells_job(match: str, delete_mode: str, remote_only: str) -> JobConfig:
+    """The job the cells of one configuration are planned for."""
+    return make_job(
+        LIST_ID,
+        name="cells",
+        match=match,
+        fields={match: match, "Name": "first_name"},
+        writeback={},
+        delete_mode=delete_mode,
+        remote_only=remote_only,
+    )
+
+
+async def load_cells(conn: Connection, cells: list[Cell], match: str) -> list[dict[str, str]]:
+    """The cells' local table and ledger rows into the database; their export rows."""
+    await conn.execute(LOCAL_DDL)
+    await conn.copy_records_to_table(
+        "contacts",
+        schema_name="public",
+        columns=[match, "first_name", "opted_out"],
+        records=[r for i, cell in enumerate(cells) for r in local_rows(cell, i)],
+    )
+    fps = await fingerprints(conn)
+    await conn.copy_records_to_table(
+        "contacts",
+        schema_name="syncd",
+        columns=LEDGER_COLUMNS,
+        records=[r for i, cell in enumerate(cells) if (r := ledger(cell, i, fps))],
+    )
+    return [r for i, cell in enumerate(cells) if (r := export_row(cell, i)) is not None]

@@ -16,19 +16,14 @@ from syncd.reconcile.decision import decide
 from syncd.reconcile.planning import plan_run, read_local
 from tests.integration.reconcile.cells_rows import (
     CONFIGS,
-    LEDGER_COLUMNS,
-    LIST_ID,
-    LOCAL_DDL,
+    cells_job,
+    cells_of,
     chunks,
     export_csv,
-    export_row,
-    fingerprints,
     keys,
-    ledger,
-    local_rows,
+    load_cells,
 )
-from tests.integration.reconcile.harness import make_job
-from tests.unit.reconcile.cells import Cell, all_cells
+from tests.unit.reconcile.cells import Cell
 
 
 def _expected(cell: Cell) -> str:
@@ -43,37 +38,11 @@ def _expected(cell: Cell) -> str:
 async def test_plan_sql_decides_every_cell_as_decide_does(
     db_config: DatabaseConfig, match: str, delete_mode: str, remote_only: str
 ) -> None:
-    cells = [
-        c
-        for c in all_cells()
-        if (c.match, c.delete_mode, c.remote_only) == (match, delete_mode, remote_only)
-    ]
-    job = make_job(
-        LIST_ID,
-        name="cells",
-        match=match,
-        fields={match: match, "Name": "first_name"},
-        writeback={},
-        delete_mode=delete_mode,
-        remote_only=remote_only,
-    )
+    cells = cells_of(match, delete_mode, remote_only)
+    job = cells_job(match, delete_mode, remote_only)
     conn = await connect(db_config)
     try:
-        await conn.execute(LOCAL_DDL)
-        await conn.copy_records_to_table(
-            "contacts",
-            schema_name="public",
-            columns=[match, "first_name", "opted_out"],
-            records=[r for i, cell in enumerate(cells) for r in local_rows(cell, i)],
-        )
-        fps = await fingerprints(conn)
-        await conn.copy_records_to_table(
-            "contacts",
-            schema_name="syncd",
-            columns=LEDGER_COLUMNS,
-            records=[r for i, cell in enumerate(cells) if (r := ledger(cell, i, fps))],
-        )
-        rows_out = [r for i, cell in enumerate(cells) if (r := export_row(cell, i)) is not None]
+        rows_out = await load_cells(conn, cells, match)
         exported = len(rows_out)
         source = await describe_source(conn, job)
         await load_export(conn, chunks(export_csv(rows_out)), required=EXPORT_FIELDS)

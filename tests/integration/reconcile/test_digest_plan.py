@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -28,19 +27,14 @@ from syncd.reconcile.actions import EXPORT_FIELDS
 from syncd.reconcile.planning import PlanResult, plan_run, read_local
 from tests.integration.reconcile.cells_rows import (
     CONFIGS,
-    LEDGER_COLUMNS,
     LIST_ID,
-    LOCAL_DDL,
     OTHER_LIST,
+    cells_job,
+    cells_of,
     chunks,
     export_csv,
-    export_row,
-    fingerprints,
-    ledger,
-    local_rows,
+    load_cells,
 )
-from tests.integration.reconcile.harness import make_job
-from tests.unit.reconcile.cells import all_cells
 
 SETTINGS = "digest-test"  # the settings hash of the digest's version (one job, one config)
 ROUNDS = 4
@@ -233,10 +227,6 @@ def _assert_same(narrowed: Snapshot, whole: Snapshot) -> None:
             assert mine == theirs, field.name
 
 
-def _cells_rows(cells: Iterable[Any]) -> list[dict[str, str]]:
-    return [r for i, cell in enumerate(cells) if (r := export_row(cell, i)) is not None]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("match", "delete_mode", "remote_only"), CONFIGS)
 async def test_a_narrowed_plan_is_the_plan_of_every_contact(
@@ -249,36 +239,9 @@ async def test_a_narrowed_plan_is_the_plan_of_every_contact(
 ) -> None:
     # most cells need something every run: narrow however many candidates there are
     monkeypatch.setattr(planning, "NARROW_MIN", 10**9)
-    cells = [
-        c
-        for c in all_cells()
-        if (c.match, c.delete_mode, c.remote_only) == (match, delete_mode, remote_only)
-    ]
-    job = make_job(
-        LIST_ID,
-        name="cells",
-        match=match,
-        fields={match: match, "Name": "first_name"},
-        writeback={},
-        opt_out_column="opted_out",
-        delete_mode=delete_mode,
-        remote_only=remote_only,
-    )
-    await db.execute(LOCAL_DDL)
-    await db.copy_records_to_table(
-        "contacts",
-        schema_name="public",
-        columns=[match, "first_name", "opted_out"],
-        records=[r for i, cell in enumerate(cells) for r in local_rows(cell, i)],
-    )
-    fps = await fingerprints(db)
-    await db.copy_records_to_table(
-        "contacts",
-        schema_name="syncd",
-        columns=LEDGER_COLUMNS,
-        records=[r for i, cell in enumerate(cells) if (r := ledger(cell, i, fps))],
-    )
-    export = _cells_rows(cells)
+    cells = cells_of(match, delete_mode, remote_only)
+    job = cells_job(match, delete_mode, remote_only)
+    export = await load_cells(db, cells, match)
     first, result = await _plan(db_config, job, export, narrow=True, commit=True)
     assert not result.scope.narrowed  # no digest yet: every contact
     rng = random.Random(f"{match}-{delete_mode}-{remote_only}")

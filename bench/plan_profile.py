@@ -28,7 +28,7 @@ from syncd.config import load_config
 from syncd.db.session import RunSession
 from syncd.reconcile.batches import profile_fields
 from syncd.reconcile.binding import config_hash
-from syncd.reconcile.planning import narrow_limit
+from syncd.reconcile.planning import check_digest, narrow
 from syncd.reconcile.runner import EXPORT_FIELDS
 
 CHUNK = 1 << 20
@@ -89,19 +89,15 @@ async def profile_once(
 
         await step("build_local", build_local)
         await step("local_dups", session.find_local_duplicates)
-        narrow = False
+        half = None
 
         async def local_cands() -> None:
-            nonlocal narrow
-            await session.read_touched()
-            stored, version = await session.digest_versions(config_hash(job))
-            narrow = stored == version and await session.local_candidates() <= narrow_limit(
-                local_rows
-            )
+            nonlocal half
+            half = await check_digest(session, config_hash(job), local_rows)
 
         async def narrow_plan() -> None:
-            if narrow:
-                await session.narrow_to_candidates(limit=narrow_limit(local_rows))
+            if half is not None:
+                await narrow(session, half, exported=local_rows)
 
         await step("local_cands", local_cands)
         await step("narrow", narrow_plan)

@@ -8,6 +8,7 @@ a run works through its RunSession (its own connection) and a Database (the pool
 """
 
 from syncd.db.database import Database, JobRuns
+from syncd.db.digest import DigestWrite, Narrowing
 from syncd.db.export_load import load_export
 from syncd.db.local import ImportRefusal, ImportResult
 from syncd.db.migrate import apply_migrations, ensure_schema, latest_version, migrate
@@ -57,10 +58,12 @@ __all__ = [
     "Connection",
     "Database",
     "DedicatedConnection",
+    "DigestWrite",
     "ImportRefusal",
     "ImportResult",
     "JobRuns",
     "LedgerResult",
+    "Narrowing",
     "OptOutCandidate",
     "OptOutSession",
     "PlanRow",

@@ -74,7 +74,7 @@ async def local_candidates(conn: Connection, *, job: str) -> int:
 class Narrowing:
     candidates: int  # contacts the plan must see
     narrowed: bool  # the plan was narrowed to them (False: too many, the plan sees every contact)
-    export_rows: int  # rows of syncd_export once narrowed (the whole export when not)
+    export_rows: int  # rows of syncd_export once narrowed (0 when not: the caller has the count)
     unkeyed: int  # rows of the whole export without a value of the match channel
 
 
@@ -92,8 +92,7 @@ async def narrow_to_candidates(
         await conn.execute(QUERIES["analyze_candidates"])
         count = int(await conn.fetchval(QUERIES["candidate_count"]))
         if count > limit:
-            rows = int(await conn.fetchval(QUERIES["export_rows"]))
-            return Narrowing(candidates=count, narrowed=False, export_rows=rows, unkeyed=unkeyed)
+            return Narrowing(candidates=count, narrowed=False, export_rows=0, unkeyed=unkeyed)
         if _count(await conn.execute(QUERIES["find_respelled"], job, channel)):
             await conn.execute(QUERIES["add_respelled"], channel)
         await conn.execute(QUERIES["plan_scope_candidates"])

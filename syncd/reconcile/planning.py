@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from syncd.db import PlanSummary, RunSession
+from syncd.db import Narrowing, PlanSummary, RunSession
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,12 @@ async def read_local(session: RunSession, profile: Sequence[str], settings_hash:
     await session.create_functions()
     local_count = await session.build_local(profile)
     await session.find_local_duplicates()
+    return await check_digest(session, settings_hash, local_count)
+
+
+async def check_digest(session: RunSession, settings_hash: str, local_count: int) -> LocalHalf:
+    """Whether the job's digest can narrow this plan, and its local candidates (after
+    build_local and find_local_duplicates)."""
     await session.read_touched()  # before anything of the plan reads the ledger
     stored, version = await session.digest_versions(settings_hash)
     usable = stored == version
@@ -83,19 +89,24 @@ async def read_local(session: RunSession, profile: Sequence[str], settings_hash:
     return LocalHalf(rows=local_count, version=version, digest=usable)
 
 
+async def narrow(session: RunSession, local: LocalHalf, exported: int) -> Narrowing | None:
+    """The candidates after the export was staged, and the plan narrowed to them when the
+    digest can serve and they are few enough (None: no usable digest)."""
+    if not local.digest:
+        return None
+    narrowing = await session.narrow_to_candidates(limit=narrow_limit(max(local.rows, exported)))
+    if not narrowing.narrowed:
+        log.info("plan_not_narrowed", reason="candidates", candidates=narrowing.candidates)
+    return narrowing
+
+
 async def plan_run(session: RunSession, *, local: LocalHalf, exported: int) -> PlanResult:
     """Build TEMP syncd_plan for the session's job from TEMP syncd_export (`exported` rows) and
     the local half `read_local` left: over the candidates the digest names when it can, else
     over every contact (the same SQL either way)."""
     channel = session.job.match
     await session.absorb_carried_suppressions()
-    narrowing = None
-    if local.digest:
-        narrowing = await session.narrow_to_candidates(
-            limit=narrow_limit(max(local.rows, exported))
-        )
-        if not narrowing.narrowed:
-            log.info("plan_not_narrowed", reason="candidates", candidates=narrowing.candidates)
+    narrowing = await narrow(session, local, exported)
     narrowed = narrowing is not None and narrowing.narrowed
     keyed = await session.stage_remote()
     if narrowing is not None and narrowed:

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.config import JobConfig
-from syncd.db import Connection
+from syncd.config import DatabaseConfig, JobConfig
+from syncd.db import Connection, RunSession, describe_source, ensure_job, load_export
 from syncd.db.local import create_key_functions
 from syncd.reconcile.actions import EXPORT_FIELDS
 from tests.integration.reconcile.harness import make_job
@@ -190,3 +190,12 @@ async def load_cells(conn: Connection, cells: list[Cell], match: str) -> list[di
         records=[r for i, cell in enumerate(cells) if (r := ledger(cell, i, fps))],
     )
     return [r for i, cell in enumerate(cells) if (r := export_row(cell, i)) is not None]
+
+
+async def cells_session(
+    conn: Connection, db_config: DatabaseConfig, job: JobConfig, export: list[dict[str, str]]
+) -> RunSession:
+    """A run session of `job` on `conn` with `export` staged (TEMP syncd_export)."""
+    source = await describe_source(conn, job)
+    await load_export(conn, chunks(export_csv(export)), required=EXPORT_FIELDS)
+    return RunSession(conn, db_config, job, source, job_id=await ensure_job(conn, job.name))

@@ -10,16 +10,14 @@ import dataclasses
 import pytest
 
 from syncd.config import DatabaseConfig
-from syncd.db import RunSession, connect, describe_source, ensure_job, load_export
-from syncd.reconcile.actions import EXPORT_FIELDS
+from syncd.db import connect
 from syncd.reconcile.decision import decide
 from syncd.reconcile.planning import plan_run, read_local
 from tests.integration.reconcile.cells_rows import (
     CONFIGS,
     cells_job,
     cells_of,
-    chunks,
-    export_csv,
+    cells_session,
     keys,
     load_cells,
 )
@@ -44,9 +42,7 @@ async def test_plan_sql_decides_every_cell_as_decide_does(
     try:
         rows_out = await load_cells(conn, cells, match)
         exported = len(rows_out)
-        source = await describe_source(conn, job)
-        await load_export(conn, chunks(export_csv(rows_out)), required=EXPORT_FIELDS)
-        session = RunSession(conn, db_config, job, source, job_id=await ensure_job(conn, job.name))
+        session = await cells_session(conn, db_config, job, rows_out)
         local = await read_local(session, ("Name",), "cells")
         await plan_run(session, local=local, exported=exported)
         rows = await conn.fetch("SELECT key, reason FROM syncd_plan WHERE action <> 'duplicate'")

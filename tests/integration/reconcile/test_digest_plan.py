@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from syncd.config import DatabaseConfig, JobConfig
-from syncd.db import Connection, RunSession, connect, describe_source, ensure_job, load_export
+from syncd.db import Connection, connect
 from syncd.db.runs import start_run
 from syncd.reconcile import planning
 from syncd.reconcile.actions import EXPORT_FIELDS
@@ -31,8 +31,7 @@ from tests.integration.reconcile.cells_rows import (
     OTHER_LIST,
     cells_job,
     cells_of,
-    chunks,
-    export_csv,
+    cells_session,
     load_cells,
 )
 
@@ -68,9 +67,7 @@ async def _plan(
 ) -> tuple[Snapshot, PlanResult]:
     conn = await connect(db_config)
     try:
-        source = await describe_source(conn, job)
-        await load_export(conn, chunks(export_csv(export)), required=EXPORT_FIELDS)
-        session = RunSession(conn, db_config, job, source, job_id=await ensure_job(conn, job.name))
+        session = await cells_session(conn, db_config, job, export)
         local = await read_local(session, ("Name",), SETTINGS)
         if not narrow:
             local = dataclasses.replace(local, digest=False)

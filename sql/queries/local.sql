@@ -41,3 +41,12 @@ CREATE OR REPLACE FUNCTION pg_temp.syncd_fp(vals_fp bigint, opt_out boolean) RET
 -- No parameters. Statistics for the planner after syncd_local was filled: the join columns only
 -- (sampling the value arrays too costs more than it tells the planner).
 ANALYZE syncd_local (key, key_valid);
+
+-- name: writeback_hash_joins
+-- No parameters; in the writeback's transaction. The writeback joins your table (no index on
+-- the key expression) with the ledger's rows Selzy showed: only hash joins are safe there. Its
+-- estimate of those rows comes from the ledger's statistics, which a run that just rewrote the
+-- ledger outdates — after a first sync, (auto)analyze has seen no contact in Selzy yet, so the
+-- planner expects one row and picks a nested loop that would scan a million rows a million
+-- times.
+SET LOCAL enable_nestloop = off;

@@ -216,7 +216,9 @@ async def write_back(conn: Connection, job: JobConfig, source: SourceInfo, *, fl
     if not job.writeback or not flagged:
         return 0
     with translating():
-        result = await conn.execute(writeback_sql(job, source), job.name)
+        async with conn.transaction():
+            await conn.execute(QUERIES["writeback_hash_joins"])
+            result = await conn.execute(writeback_sql(job, source), job.name)
     return int(result.rsplit(" ", 1)[-1])
 
 

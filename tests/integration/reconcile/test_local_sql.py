@@ -8,7 +8,9 @@ import dataclasses
 import pytest
 
 from syncd.db import Connection
-from syncd.db.local import create_key_functions
+from syncd.db.local import create_key_functions, writeback_sql
+from syncd.db.source import describe_source
+from syncd.db.sql import QUERIES
 from syncd.reconcile.keys import canonical_key, email_key, key_valid
 from tests.integration.reconcile.harness import Harness
 
@@ -99,3 +101,34 @@ async def test_hostile_table_and_column_names_are_quoted_identifiers(harness: Ha
     await harness.run()
     status = await harness.db.fetchval('SELECT st FROM "we""ird"."t; DROP TABLE x"')
     assert status == "new"
+
+
+async def test_the_writeback_joins_by_hash_whatever_the_ledger_statistics_say(
+    harness: Harness,
+) -> None:
+    """After a first sync, statistics of the ledger say no contact is in Selzy (the export was
+    empty); the next run's writeback then flags every contact. Planned from those estimates
+    alone it becomes a nested loop over the whole flagged set once per contact: the writeback
+    allows hash joins only (sql/queries/local.sql writeback_hash_joins)."""
+    await harness.insert(*({"email": f"u{i}@example.com"} for i in range(3)))
+    assert (await harness.run()).status == "succeeded"
+    await harness.db.execute("ANALYZE syncd.contacts")  # as autovacuum would, right then
+    source = await describe_source(harness.db, harness.job)
+    statement = writeback_sql(harness.job, source)
+    await create_key_functions(harness.db)
+    async with harness.db.transaction():
+        await harness.db.execute(
+            "CREATE TEMP TABLE syncd_plan ON COMMIT DROP AS"
+            " SELECT 'u' || i || '@example.com' AS key, true AS writeback"
+            " FROM generate_series(1, 100000) AS i"
+        )
+        await harness.db.execute("ANALYZE syncd_plan")
+        unguarded = "\n".join(
+            r[0] for r in await harness.db.fetch(f"EXPLAIN {statement}", harness.job.name)
+        )
+        await harness.db.execute(QUERIES["writeback_hash_joins"])
+        guarded = "\n".join(
+            r[0] for r in await harness.db.fetch(f"EXPLAIN {statement}", harness.job.name)
+        )
+    assert "Nested Loop" in unguarded  # the trap is real on this server
+    assert "Nested Loop" not in guarded

@@ -44,7 +44,7 @@ CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.co
 -- name: digest_version
 -- $1 job. -> version: what the job's digest was written under (NULL: none); server: the
 -- server's major version (hash functions may change between them).
-SELECT (SELECT digest_version FROM syncd.jobs WHERE name = $1::text) AS version,
+SELECT (SELECT version FROM syncd.job_digests WHERE job = $1::text) AS version,
        current_setting('server_version_num')::int / 10000 AS server;
 
 -- name: read_touched
@@ -54,13 +54,14 @@ CREATE TEMP TABLE syncd_touched_seen AS
 SELECT key, seq FROM syncd.contacts_touched WHERE job = $1::text;
 
 -- name: local_candidates
--- $1 job. TEMP syncd_cand_local (key, remote_key): what the local side and syncd's own records
+-- $1 job. TEMP syncd_cand_local (key, remote_key, member): what the local side and syncd's own records
 -- say must be planned, known before the export: local rows with a usable key whose digest row
 -- is missing or fingerprints otherwise, digest rows of a local row that is gone or changed,
 -- touched contacts, duplicate keys and the keys of unusable local rows. remote_key: the
--- candidate's export spelling in its digest row (export_delta keeps those export rows).
+-- candidate's export spelling in its digest row (export_delta keeps those export rows);
+-- member: its digest row's (settled_members).
 CREATE TEMP TABLE syncd_cand_local AS
-SELECT k.key, d.remote_key
+SELECT k.key, d.remote_key, d.member
 FROM (
     SELECT coalesce(l.key, d.key) AS key
     FROM (
@@ -89,13 +90,15 @@ ANALYZE syncd_cand_local;
 -- name: export_delta
 -- $1 job, $2 channel ('email' | 'phone'). TEMP syncd_export_delta: the export rows the plan
 -- must see — those no digest row matches (spelling of the match channel and view fingerprint),
--- and those of the local candidates — and, as missing_key, the digest rows that expected an
--- export row no longer there (or no longer alike). One hash join of the export with the digest.
+-- and those of the local candidates (matched: a digest row matched it) — and, as missing_key,
+-- the digest rows that expected an export row no longer there (or no longer alike). One hash
+-- join of the export with the digest.
 CREATE TEMP TABLE syncd_export_delta AS
 SELECT e.email, e.email_status, e.email_availability, e.email_list_ids,
        e.email_unsubscribed_list_ids, e.phone, e.phone_status, e.phone_list_ids,
        e.phone_unsubscribed_list_ids, e.raw_key, e.view_fp,
-       CASE WHEN e.raw_key IS NULL THEN d.key END AS missing_key
+       CASE WHEN e.raw_key IS NULL THEN d.key END AS missing_key,
+       e.raw_key IS NOT NULL AND d.key IS NOT NULL AS matched
 FROM (
     SELECT x.email, x.email_status, x.email_availability, x.email_list_ids,
            x.email_unsubscribed_list_ids, x.phone, x.phone_status, x.phone_list_ids,
@@ -160,7 +163,7 @@ SELECT count(*) FROM syncd_cand;
 -- $1 job, $2 channel. TEMP syncd_respelled (remote_key, remote_fp): the export rows the plan
 -- must see that the delta does not hold — a candidate found in the export (a row no digest row
 -- matched) whose key has a digest row that did match another export row (the key held twice:
--- two spellings, or one spelling twice). Looked up from the unmatched rows, by key; local
+-- two spellings, or one spelling twice). Looked up from the unmatched rows only, by key; local
 -- candidates' matched rows are in the delta already (export_delta). -> SELECT n
 CREATE TEMP TABLE syncd_respelled AS
 SELECT DISTINCT dg.remote_key, dg.remote_fp
@@ -173,7 +176,7 @@ CROSS JOIN LATERAL (
                        ELSE pg_temp.syncd_phone_key(e.raw_key) END
     OFFSET 0
 ) AS dg
-WHERE e.missing_key IS NULL
+WHERE e.missing_key IS NULL AND NOT e.matched
   AND dg.remote_key IS NOT NULL
   AND (dg.remote_key, dg.remote_fp) NOT IN (SELECT x.raw_key, x.view_fp
                                             FROM syncd_export_delta AS x
@@ -186,10 +189,10 @@ WHERE e.missing_key IS NULL
 -- any). -> INSERT 0 n
 INSERT INTO syncd_export_delta (email, email_status, email_availability, email_list_ids,
                                 email_unsubscribed_list_ids, phone, phone_status, phone_list_ids,
-                                phone_unsubscribed_list_ids, raw_key, view_fp)
+                                phone_unsubscribed_list_ids, raw_key, view_fp, matched)
 SELECT x.email, x.email_status, x.email_availability, x.email_list_ids,
        x.email_unsubscribed_list_ids, x.phone, x.phone_status, x.phone_list_ids,
-       x.phone_unsubscribed_list_ids, w.remote_key, w.remote_fp
+       x.phone_unsubscribed_list_ids, w.remote_key, w.remote_fp, true
 FROM syncd_export AS x
 JOIN syncd_respelled AS w
   ON w.remote_key = CASE WHEN $1::text = 'email' THEN x.email ELSE x.phone END
@@ -224,43 +227,52 @@ CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.co
 -- name: settled_members
 -- $1 job. -> the list's contacts among the digest rows that are not candidates (in the export
 -- as the digest expects, so members as it records): the job's digest members less those of
--- the candidates (looked up by key).
-SELECT (SELECT digest_members FROM syncd.jobs WHERE name = $1::text)
+-- the candidates — the local candidates' as local_candidates read them, the others' looked up
+-- by key.
+SELECT (SELECT members FROM syncd.job_digests WHERE job = $1::text)
+       - (SELECT count(*) FROM syncd_cand_local WHERE member)
        - (SELECT count(*)
           FROM syncd_cand AS c
           CROSS JOIN LATERAL (SELECT d.member FROM syncd.contact_digest AS d
                               WHERE d.job = $1::text AND d.key = c.key OFFSET 0) AS d
-          WHERE d.member);
+          WHERE d.member AND NOT EXISTS (SELECT 1 FROM syncd_cand_local AS l WHERE l.key = c.key));
 
 -- name: settle_forget_all
--- $1 job. A plan of every contact: the job's digest is written anew.
-WITH gone AS (DELETE FROM syncd.contact_digest WHERE job = $1::text)
-UPDATE syncd.jobs SET digest_members = 0 WHERE name = $1::text;
+-- $1 job. A plan of every contact: the job's digest is written anew (settle_start next).
+DELETE FROM syncd.contact_digest WHERE job = $1::text;
 
--- name: settle_forget_candidates
--- $1 job. A narrowed plan: the candidates' digest rows are written anew (looked up by key).
-WITH gone AS (
-    DELETE FROM syncd.contact_digest AS d
-    WHERE d.job = $1::text AND d.key = ANY (ARRAY(SELECT c.key FROM syncd_cand AS c))
-    RETURNING d.member
-)
-UPDATE syncd.jobs
-SET digest_members = digest_members - (SELECT count(*) FROM gone WHERE member)
-WHERE name = $1::text;
+-- name: settle_start
+-- $1 job. After settle_forget_all: the job's digest row, no rows counted yet.
+INSERT INTO syncd.job_digests (job, version, members) VALUES ($1::text, NULL, 0)
+ON CONFLICT (job) DO UPDATE SET version = NULL, members = 0;
 
 -- name: settle_write
--- $1 job. The contacts this run found needing nothing (TEMP syncd_settle, from build_plan).
--- -> settled: rows written.
-WITH written AS (
-    INSERT INTO syncd.contact_digest (job, key, local_fp, remote_key, remote_fp, member)
-    SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle
-    RETURNING member
-), counted AS (
-    UPDATE syncd.jobs
-    SET digest_members = digest_members + (SELECT count(*) FROM written WHERE member)
-    WHERE name = $1::text
-)
-SELECT count(*) AS settled FROM written;
+-- $1 job. The contacts this run found needing nothing (TEMP syncd_settle, from build_plan), after
+-- settle_forget_all: the job's member count follows by trigger. -> INSERT 0 n
+INSERT INTO syncd.contact_digest (job, key, local_fp, remote_key, remote_fp, member)
+SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle;
+
+-- name: settle_write_candidates
+-- $1 job. A narrowed plan: the candidates it found needing nothing get their digest row anew.
+-- The others keep theirs — rewriting the digest row of every contact the run acts on would cost
+-- a write per candidate for nothing: settle_unsettled touches them, and a touched contact is
+-- planned whatever its digest row says; settle_drop_unplanned removes the rows of the few
+-- candidates the plan had no row for. -> INSERT 0 n
+INSERT INTO syncd.contact_digest AS d (job, key, local_fp, remote_key, remote_fp, member)
+SELECT $1::text, key, local_fp, remote_key, remote_fp, member FROM syncd_settle
+ON CONFLICT (job, key) DO UPDATE SET
+    local_fp = EXCLUDED.local_fp, remote_key = EXCLUDED.remote_key,
+    remote_fp = EXCLUDED.remote_fp, member = EXCLUDED.member;
+
+-- name: settle_drop_unplanned
+-- $1 job. A narrowed plan: the digest rows of candidates it had no row for (neither settled nor
+-- touched by settle_unsettled), looked up by key.
+DELETE FROM syncd.contact_digest AS d
+WHERE d.job = $1::text
+  AND d.key = ANY (ARRAY(
+      SELECT c.key FROM syncd_cand AS c
+      WHERE NOT EXISTS (SELECT 1 FROM syncd_plan AS p WHERE p.key = c.key)
+        AND NOT EXISTS (SELECT 1 FROM syncd_settle AS s WHERE s.key = c.key)));
 
 -- name: settle_touched_seen
 -- $1 job. The touched rows this run read and planned; a row written again since stays.
@@ -287,7 +299,7 @@ ON CONFLICT (job, key) DO NOTHING;
 -- name: own_digest
 -- $1 job. Before this session writes the ledger: the job's digest is not trusted until this
 -- run writes it anew (settle_version), and this session's writes need no touched rows.
-UPDATE syncd.jobs SET digest_version = NULL WHERE name = $1::text AND digest_version IS NOT NULL;
+UPDATE syncd.job_digests SET version = NULL WHERE job = $1::text AND version IS NOT NULL;
 
 -- name: mark_digest_owner
 -- No parameters. After own_digest committed.
@@ -300,5 +312,5 @@ ANALYZE syncd.contact_digest;
 
 -- name: settle_version
 -- $1 job, $2 version.
-UPDATE syncd.jobs SET digest_version = $2::text
-WHERE name = $1::text AND digest_version IS DISTINCT FROM $2::text;
+UPDATE syncd.job_digests SET version = $2::text
+WHERE job = $1::text AND version IS DISTINCT FROM $2::text;

@@ -118,8 +118,10 @@ async def settled_members(conn: Connection, *, job: str) -> int:
 async def write(
     conn: Connection, *, job: str, version: str, narrowed: bool, limit: int
 ) -> DigestWrite:
-    """After a run that finished: the digest rows of what the plan saw, in one transaction (all
-    of the job's when the plan saw every contact), and the touched contacts it planned. When
+    """After a run that finished: the digest rows of what the plan found needing nothing, in one
+    transaction (all of the job's rows anew when the plan saw every contact), and the contacts
+    it planned and left needing something touched (their digest rows may stay: a touched
+    contact is planned whatever they say). When
     more than `limit` contacts are left unsettled the digest is given up instead (the next run
     plans every contact, as it would for that many candidates)."""
     with translating():
@@ -130,11 +132,14 @@ async def write(
                 await conn.execute(QUERIES["own_digest"], job)
                 return DigestWrite(settled=0, touched=0, dropped=True)
             if narrowed:
-                await conn.execute(QUERIES["settle_forget_candidates"], job)
+                settled = _count(await conn.execute(QUERIES["settle_write_candidates"], job))
             else:
                 await conn.execute(QUERIES["settle_forget_all"], job)
-            settled = int(await conn.fetchval(QUERIES["settle_write"], job))
+                await conn.execute(QUERIES["settle_start"], job)
+                settled = _count(await conn.execute(QUERIES["settle_write"], job))
             touched = await conn.execute(QUERIES["settle_unsettled"], job)
+            if narrowed:
+                await conn.execute(QUERIES["settle_drop_unplanned"], job)
             await conn.execute(QUERIES["settle_version"], job, version)
         if not narrowed:
             await conn.execute(QUERIES["analyze_digest"])

@@ -66,11 +66,25 @@ async def test_a_settled_job_plans_nobody_and_then_exactly_what_changed(
     run = await cli.last_run()
     assert (run["status_changes"], run["written_back"]) == (1, 1)
 
-    # the digest is derived data: deleted by hand, the next run plans everyone, alike
+    # the digest is derived data: deleted by hand, the next run plans everyone, alike, and
+    # counts the list right (the member count follows the rows: the guards divide by it)
     await harness.db.execute("DELETE FROM syncd.contact_digest")
     _, built = await _sync(cli)
     assert built["candidates"] == 4
     assert not any(built.get(a) for a in ("add", "update", "delete", "optout_status"))
+    assert (await cli.last_run())["remote_count"] == 4
+
+    # a server crash empties the digest's UNLOGGED tables, together: no version is left, so the
+    # next run plans every contact without narrowing, and writes the digest anew
+    await harness.db.execute(
+        "TRUNCATE syncd.contact_digest, syncd.contacts_touched, syncd.job_digests"
+    )
+    _, built = await _sync(cli)
+    assert built["narrowed"] is False
+    assert (await cli.last_run())["remote_count"] == 4
+    _, built = await _sync(cli)
+    assert (built["narrowed"], built["candidates"]) == (True, 0)
+    assert (await cli.last_run())["remote_count"] == 4
 
     # a changed plan setting: every contact is planned, whatever the digest says
     cli = Cli.write(harness, tmp_path, delete_mode="exclude")

@@ -14,8 +14,22 @@ NO_CHANGE_FACTOR = 2.0  # no-change run <= 2 x floor
 CHANGE_FACTOR = 2.0  # 1%-change run <= 2 x floor + its API (push) time
 # The time targets judge a run's own time: its wall time less the `export` phase, the wait for
 # Selzy (here the sandbox) to prepare the export file, which the floor starts from. Process
-# start-up, the download + COPY, the plan and the pushes all count. Wall ratios are shown too.
-PHASES = ("export", "load", "plan", "mirror", "push", "import", "writeback")  # timings keys
+# start-up, the local half's time past the file being ready (`local_wait`), the download + COPY,
+# the plan and the pushes all count. Wall ratios are shown too.
+PHASES = (  # timings keys, in run order
+    "export",
+    "local",
+    "local_wait",
+    "load",
+    "plan",
+    "ledger",
+    "check",
+    "push",
+    "import",
+    "writeback",
+    "digest",
+    "maintain",
+)
 
 NO_CHANGE = "no-change run"
 ONE_PERCENT = "1% change run"

@@ -577,6 +577,15 @@ WHERE change IS NOT NULL;
 DELETE FROM syncd.history
 WHERE at < now() - make_interval(days => $2::int) AND (job = $1::text) IS TRUE;
 
+-- name: vacuum_ledger
+-- No parameters. After a run that rewrote much of the ledger (a first sync, the run after an
+-- upgrade or a changed setting): every rewritten row left a dead version behind, which the next
+-- run's reads would prune page by page (each page's first change after a checkpoint a full-page
+-- image in the WAL), and the planner's statistics predate the run. What autovacuum would do
+-- later, done now; a table another VACUUM holds is skipped, not waited for. Not in a
+-- transaction.
+VACUUM (SKIP_LOCKED, ANALYZE) syncd.contacts, syncd.contact_digest, syncd.contacts_touched;
+
 -- name: ledger_forget
 -- $1 job. Contacts neither in the local table nor in the export: nothing is left to update or
 -- delete. Their row goes, unless it holds a suppression: that is kept for good, without the

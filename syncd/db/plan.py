@@ -199,6 +199,12 @@ async def prune_history(conn: Connection, *, job: str, days: int) -> int:
         return _count(await conn.execute(QUERIES["prune_history"], job, days))
 
 
+async def vacuum_ledger(conn: Connection) -> None:
+    """VACUUM (ANALYZE) the ledger and the digest's tables (outside any transaction)."""
+    with translating():
+        await conn.execute(QUERIES["vacuum_ledger"])
+
+
 async def backend_pid(conn: Connection) -> int:
     with translating():
         return int(await conn.fetchval(QUERIES["backend_pid"]))

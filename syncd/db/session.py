@@ -196,6 +196,10 @@ class RunSession:
         """The job's history rows older than its history_days."""
         return await plan.prune_history(self._conn, job=self.job.name, days=self.job.history_days)
 
+    async def vacuum_ledger(self) -> None:
+        """What autovacuum would do after a big rewrite of the ledger, now (plan.sql)."""
+        await plan.vacuum_ledger(self._conn)
+
     # -- diagnostics (bench/plan_profile.py) ---------------------------------------------------
 
     async def backend_pid(self) -> int:

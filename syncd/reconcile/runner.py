@@ -25,6 +25,7 @@ from syncd.config import JobConfig
 from syncd.db import Database, PlannedAction, PlanSummary, RunSession
 from syncd.errors import ConfigError, DatabaseError, SyncdError
 from syncd.reconcile.actions import (
+    ACCEPTED_COUNT,
     DELETIONS,
     EXPORT_FIELDS,
     PLANNED_COUNT,
@@ -52,6 +53,10 @@ FINISH_RETRY_DELAY = 0.5  # seconds before the third attempt; the second one is 
 LOCK_TRIES = 5  # attempts at the job lock before the run is "busy"
 LOCK_RETRY_DELAY = 0.2  # seconds between them
 LOCK_WAIT_STEP = 0.5  # seconds between looks at a lock held by something other than a run
+# A run that wrote at least this many ledger rows, and this share of the job's contacts, vacuums
+# the ledger before it ends (maintain): the next runs' reads need not prune what it left.
+VACUUM_MIN = 10_000
+VACUUM_SHARE = 0.2
 
 
 @dataclass
@@ -305,6 +310,7 @@ class _Run:
         self._local: LocalHalf | None = None
         self._scope: PlanScope | None = None
         self._exported = 0
+        self._ledger_rows = 0  # ledger rows the ledger phase wrote or forgot
         self._summary = PlanSummary(actions={}, writeback=0, ledger=0, status_changes=0, reasons={})
 
     def _stopping(self) -> bool:
@@ -356,7 +362,25 @@ class _Run:
         await self._write_digest()
         await self.database.prune_outcomes(OUTCOME_RETENTION_DAYS)
         await self.session.prune_history()
+        await self._maintain()
         return final
+
+    async def _maintain(self) -> None:
+        """After a run that rewrote much of the ledger: VACUUM (ANALYZE) it now, not whenever
+        autovacuum comes (if it runs at all). Maintenance never fails a finished run."""
+        counts = self.state.counts
+        written = self._ledger_rows + counts["imported"]
+        written += sum(counts[name] for name in set(ACCEPTED_COUNT.values()))
+        contacts = max(counts["local_count"], counts["remote_count"])
+        if written < max(VACUUM_MIN, contacts * VACUUM_SHARE):
+            return
+        try:
+            with self.state.timed("maintain"):
+                await self.session.vacuum_ledger()
+        except SyncdError as exc:
+            log.warning("ledger_vacuum_failed", error=str(exc))
+            return
+        log.info("ledger_vacuumed", rows=written, seconds=round(self.state.timings["maintain"], 3))
 
     async def _write_digest(self) -> None:
         """The run is done: what its plan found needing nothing goes into the job's digest, so
@@ -411,8 +435,9 @@ class _Run:
 
     async def _load_export(self) -> None:
         """Request the export and, while Selzy prepares it, read the local half of the plan on
-        the session's otherwise idle connection (`local` phase, inside the `export` wait when
-        it is the shorter); then download and COPY the file (`load`)."""
+        the session's otherwise idle connection (`local` phase); then download and COPY the file
+        (`load`). `export` is Selzy's part alone: from the request until the file is ready. When
+        the local half takes longer, the rest of it is `local_wait` (syncd's own time)."""
         client, state = self.services.client, self.state
         expected = await self.database.expected_export_seconds(self.job.name)
         await self.session.tune()  # before the session's first TEMP table
@@ -427,17 +452,24 @@ class _Run:
             ),
             name=f"export-{self.run_id}",
         )
+        began = time.monotonic()
+        ready: list[float] = []
+        export.add_done_callback(lambda _: ready.append(time.monotonic()))
         try:
-            with state.timed("export"):
-                # a local failure (a column gone, PostgreSQL lost) ends the wait at once
-                done, _ = await asyncio.wait((export, local), return_when=asyncio.FIRST_EXCEPTION)
-                if local in done and local.exception() is not None:
-                    await local  # raises it; the export's wait is cancelled below
-                url = await export
+            # a local failure (a column gone, PostgreSQL lost) ends the wait at once
+            done, _ = await asyncio.wait((export, local), return_when=asyncio.FIRST_EXCEPTION)
+            if local in done and local.exception() is not None:
+                await local  # raises it; the export's wait is cancelled below
+            url = await export
             self._local = await local  # the rest of it, when the export was quicker
         except BaseException:
             await _cancel_all(export, local)
             raise
+        finally:
+            ended = time.monotonic()
+            state.timings["export"] = (ready[0] if ready else ended) - began
+            if ready and ended - ready[0] > 0.0005:
+                state.timings["local_wait"] = ended - ready[0]
         with state.timed("load"):
             async with client.download(url) as chunks:
                 rows = await self.session.stage_export(chunks, required=EXPORT_FIELDS)
@@ -505,6 +537,7 @@ class _Run:
             )
             await self.session.record_plan_outcomes(run_id=self.run_id)
         state.counts["status_changes"] = self._summary.status_changes
+        self._ledger_rows = ledger.written + ledger.forgotten
         if ledger.written or ledger.forgotten:
             log.info("ledger_updated", rows=ledger.written, forgotten=ledger.forgotten)
 

@@ -87,6 +87,24 @@ LEFT JOIN syncd.contact_digest AS d ON d.job = $1::text AND d.key = k.key;
 -- No parameters.
 ANALYZE syncd_cand_local;
 
+-- name: prefetch_local
+-- No parameters. While Selzy prepares the export, when the local candidates are few enough to
+-- narrow the plan: TEMP syncd_local_pre, their rows of syncd_local (every usable row of each of
+-- their keys), so that narrowing the plan to the candidates after the COPY scans syncd_local
+-- again only for the candidates the export adds (plan_scope_candidates).
+CREATE TEMP TABLE syncd_local_pre AS
+SELECT * FROM syncd_local WHERE key_valid AND key IN (SELECT key FROM syncd_cand_local);
+
+-- name: prefetch_ledger
+-- $1 job. With prefetch_local: TEMP syncd_ledger_pre, the local candidates' ledger rows (looked
+-- up by key). The run holds the job's lock: only an operator's SQL can write the ledger until
+-- build_plan reads them, and such a write is touched, so the next run plans the contact again.
+CREATE TEMP TABLE syncd_ledger_pre AS
+SELECT c.*
+FROM syncd_cand_local AS k
+CROSS JOIN LATERAL (SELECT * FROM syncd.contacts AS x
+                    WHERE x.job = $1::text AND x.key = k.key OFFSET 0) AS c;
+
 -- name: export_delta
 -- $1 job, $2 channel ('email' | 'phone'). TEMP syncd_export_delta: the export rows the plan
 -- must see — those no digest row matches (spelling of the match channel and view fingerprint),
@@ -204,23 +222,34 @@ JOIN syncd_respelled AS w
 -- name: plan_scope_candidates
 -- No parameters. Narrows the plan to TEMP syncd_cand: syncd_export and syncd_local become the
 -- candidates' rows (the whole tables stay as syncd_export_all and syncd_local_all), and
--- pg_temp.syncd_ledger(job) their ledger rows (looked up by key).
+-- pg_temp.syncd_ledger(job) their ledger rows. The local candidates' rows were read while the
+-- export was prepared (prefetch_local, prefetch_ledger); the candidates the export adds
+-- (syncd_cand_extra) are added here: their local rows by a scan of syncd_local_all that runs
+-- only when there are any (a one-time filter), their ledger rows looked up by key.
 ALTER TABLE syncd_export RENAME TO syncd_export_all;
 CREATE TEMP TABLE syncd_export AS
 SELECT email, email_status, email_availability, email_list_ids, email_unsubscribed_list_ids,
        phone, phone_status, phone_list_ids, phone_unsubscribed_list_ids
 FROM syncd_export_delta
 WHERE missing_key IS NULL;
-ALTER TABLE syncd_local RENAME TO syncd_local_all;
-CREATE TEMP TABLE syncd_local AS
-SELECT * FROM syncd_local_all WHERE key_valid AND key IN (SELECT key FROM syncd_cand);
-ANALYZE syncd_local (key, key_valid);
 ALTER TABLE syncd_cand ADD PRIMARY KEY (key);
--- (each candidate's row by its key: OFFSET 0 keeps the lookup a lookup, however stale the
--- ledger's statistics make the job's row count look)
+CREATE TEMP TABLE syncd_cand_extra AS
+SELECT c.key FROM syncd_cand AS c
+WHERE NOT EXISTS (SELECT 1 FROM syncd_cand_local AS l WHERE l.key = c.key);
+ALTER TABLE syncd_local RENAME TO syncd_local_all;
+ALTER TABLE syncd_local_pre RENAME TO syncd_local;
+INSERT INTO syncd_local
+SELECT * FROM syncd_local_all
+WHERE (SELECT EXISTS (SELECT 1 FROM syncd_cand_extra))
+  AND key_valid AND key IN (SELECT key FROM syncd_cand_extra);
+ANALYZE syncd_local (key, key_valid);
+-- (each added candidate's row by its key: OFFSET 0 keeps the lookup a lookup, however stale
+-- the ledger's statistics make the job's row count look)
 CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.contacts
     LANGUAGE sql STABLE
-    AS $$ SELECT c.* FROM syncd_cand AS k
+    AS $$ SELECT * FROM syncd_ledger_pre
+          UNION ALL
+          SELECT c.* FROM syncd_cand_extra AS k
           CROSS JOIN LATERAL (SELECT * FROM syncd.contacts AS x
                               WHERE x.job = syncd_ledger.job AND x.key = k.key OFFSET 0) AS c $$;
 

@@ -70,6 +70,14 @@ async def local_candidates(conn: Connection, *, job: str) -> int:
     return _count(status)
 
 
+async def prefetch(conn: Connection, *, job: str) -> None:
+    """The local candidates' local and ledger rows, read ahead (after local_candidates, when
+    they are few enough to narrow the plan): plan_scope_candidates narrows to them."""
+    with translating():
+        await conn.execute(QUERIES["prefetch_local"])
+        await conn.execute(QUERIES["prefetch_ledger"], job)
+
+
 @dataclass(frozen=True, slots=True)
 class Narrowing:
     candidates: int  # contacts the plan must see

@@ -111,6 +111,10 @@ class RunSession:
         """The contacts the local side says the plan must see (after build_local)."""
         return await digest.local_candidates(self._conn, job=self.job.name)
 
+    async def prefetch_candidates(self) -> None:
+        """The local candidates' local and ledger rows, read ahead (db/digest.py `prefetch`)."""
+        await digest.prefetch(self._conn, job=self.job.name)
+
     async def narrow_to_candidates(self, *, limit: int) -> Narrowing:
         """Every contact the plan must see, and the plan narrowed to them when at most `limit`."""
         return await digest.narrow_to_candidates(

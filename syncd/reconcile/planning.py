@@ -65,11 +65,15 @@ class PlanResult:
 
 
 async def read_local(session: RunSession, profile: Sequence[str], settings_hash: str) -> LocalHalf:
-    """The local half (no export needed). After session.tune(). `settings_hash`: the job's
-    plan settings (binding.config_hash), part of the digest's version."""
+    """The local half (no export needed): the local rows, the suppressions carried over from
+    schema 0001 (once), and the digest's local candidates with their rows read ahead. After
+    session.tune(). `settings_hash`: the job's plan settings (binding.config_hash), part of the
+    digest's version."""
     await session.create_functions()
     local_count = await session.build_local(profile)
     await session.find_local_duplicates()
+    # before the digest's reads of the ledger: the suppressions it moves in are read with it
+    await session.absorb_carried_suppressions()
     return await check_digest(session, settings_hash, local_count)
 
 
@@ -82,7 +86,9 @@ async def check_digest(session: RunSession, settings_hash: str, local_count: int
     if usable:
         candidates = await session.local_candidates()
         usable = candidates <= narrow_limit(local_count)
-        if not usable:
+        if usable:  # their rows now, while Selzy prepares the export
+            await session.prefetch_candidates()
+        else:
             log.info("plan_not_narrowed", reason="local_candidates", candidates=candidates)
     elif stored is not None:
         log.info("plan_not_narrowed", reason="digest_version")
@@ -105,7 +111,6 @@ async def plan_run(session: RunSession, *, local: LocalHalf, exported: int) -> P
     the local half `read_local` left: over the candidates the digest names when it can, else
     over every contact (the same SQL either way)."""
     channel = session.job.match
-    await session.absorb_carried_suppressions()
     narrowing = await narrow(session, local, exported)
     narrowed = narrowing is not None and narrowing.narrowed
     keyed = await session.stage_remote()

@@ -54,10 +54,10 @@ CREATE TEMP TABLE syncd_touched_seen AS
 SELECT key, seq FROM syncd.contacts_touched WHERE job = $1::text;
 
 -- name: local_candidates
--- $1 job. TEMP syncd_cand_local (key, remote_key, member): what the local side and syncd's own records
--- say must be planned, known before the export: local rows with a usable key whose digest row
--- is missing or fingerprints otherwise, digest rows of a local row that is gone or changed,
--- touched contacts, duplicate keys and the keys of unusable local rows. remote_key: the
+-- $1 job. TEMP syncd_cand_local (key, remote_key, member): what the local side and syncd's own
+-- records say must be planned, known before the export: local rows with a usable key whose
+-- digest row is missing or fingerprints otherwise, digest rows of a local row that is gone or
+-- changed, touched contacts, duplicate keys and the keys of unusable local rows. remote_key: the
 -- candidate's export spelling in its digest row (export_delta keeps those export rows);
 -- member: its digest row's (settled_members).
 CREATE TEMP TABLE syncd_cand_local AS

@@ -141,9 +141,14 @@ async def test_an_unsubscribe_in_selzy_is_written_back_within_seconds_without_a_
         assert await runs(db) == [("startup", "succeeded")]
         kinds = await db.fetch("SELECT kind, action FROM syncd.history WHERE kind = 'event'")
         assert [(k["kind"], k["action"]) for k in kinds] == [("event", "unsubscribe")]
-        seen = await metrics(config)
+
+        async def written_back() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            # the worker counts what it wrote back once its transaction committed
+            seen = await metrics(config)
+            return seen if seen.get(sample("syncd_event_rows_written_back_total")) == 1 else None
+
+        seen = await wait_until(written_back, within=15, what="the writeback counted")
         assert seen[sample("syncd_events_received_total", outcome="stored")] == 1
-        assert seen[sample("syncd_event_rows_written_back_total")] == 1
         assert seen[sample("syncd_event_getcontact_calls_total", result="found")] == 1
         assert seen[sample("syncd_event_backlog_contacts", job="news")] == 0
         assert seen[sample("syncd_event_hook_active")] == 1
@@ -197,10 +202,17 @@ async def test_a_backlog_past_event_backlog_run_becomes_one_early_run(
         assert set((await list_statuses(db)).values()) == {"unsubscribed"}
         assert await sandbox.calls("getContact") == []
         assert [t for t, _ in await runs(db)] == ["startup", "events"]
-        seen = await metrics(config)
+
+        async def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            # the daemon counts a run once run_job returned, after its row is recorded: wait
+            # for the count too, not for the row alone
+            seen = await metrics(config)
+            succeeded = seen.get(sample("syncd_runs_total", job="news", status="succeeded"))
+            return seen if succeeded == 2 else None
+
+        seen = await wait_until(counted, within=15, what="the early run counted")
         assert seen[sample("syncd_event_early_runs_total")] == 1
         assert seen[sample("syncd_event_contacts_applied_total")] == 0
-        assert seen[sample("syncd_runs_total", job="news", status="succeeded")] == 2
     finally:
         assert await stopped(daemon, task) == 0
 

@@ -151,6 +151,7 @@ WHERE coalesce(CASE WHEN $1::text = 'email' THEN email ELSE phone END, '') = '';
 -- name: candidates
 -- $1 channel. TEMP syncd_cand (key): every contact the plan must see — the local candidates,
 -- the keys of the export rows no digest row matched, the digest rows whose export row is gone.
+-- -> SELECT n
 CREATE TEMP TABLE syncd_cand AS
 SELECT key
 FROM (
@@ -172,10 +173,6 @@ SELECT count(*) FROM syncd_export;
 -- name: analyze_candidates
 -- No parameters.
 ANALYZE syncd_cand;
-
--- name: candidate_count
--- No parameters. -> the contacts the plan must see.
-SELECT count(*) FROM syncd_cand;
 
 -- name: find_respelled
 -- $1 job, $2 channel. TEMP syncd_respelled (remote_key, remote_fp): the export rows the plan

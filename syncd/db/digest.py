@@ -83,7 +83,9 @@ class Narrowing:
     candidates: int  # contacts the plan must see
     narrowed: bool  # the plan was narrowed to them (False: too many, the plan sees every contact)
     export_rows: int  # rows of syncd_export once narrowed (0 when not: the caller has the count)
-    unkeyed: int  # rows of the whole export without a value of the match channel
+    # rows of the whole export without a value of the match channel (0 when not narrowed: the
+    # caller counts them from stage_remote over the whole export then)
+    unkeyed: int
 
 
 async def narrow_to_candidates(
@@ -95,12 +97,11 @@ async def narrow_to_candidates(
     with translating():
         await conn.execute(QUERIES["export_delta"], job, channel)
         await conn.execute(QUERIES["analyze_export_delta"])
-        unkeyed = int(await conn.fetchval(QUERIES["export_unkeyed"], channel))
-        await conn.execute(QUERIES["candidates"], channel)
-        await conn.execute(QUERIES["analyze_candidates"])
-        count = int(await conn.fetchval(QUERIES["candidate_count"]))
+        count = _count(await conn.execute(QUERIES["candidates"], channel))
         if count > limit:
-            return Narrowing(candidates=count, narrowed=False, export_rows=0, unkeyed=unkeyed)
+            return Narrowing(candidates=count, narrowed=False, export_rows=0, unkeyed=0)
+        await conn.execute(QUERIES["analyze_candidates"])
+        unkeyed = int(await conn.fetchval(QUERIES["export_unkeyed"], channel))
         if _count(await conn.execute(QUERIES["find_respelled"], job, channel)):
             await conn.execute(QUERIES["add_respelled"], channel)
         await conn.execute(QUERIES["plan_scope_candidates"])
@@ -129,9 +130,9 @@ async def write(
     """After a run that finished: the digest rows of what the plan found needing nothing, in one
     transaction (all of the job's rows anew when the plan saw every contact), and the contacts
     it planned and left needing something touched (their digest rows may stay: a touched
-    contact is planned whatever they say). When
-    more than `limit` contacts are left unsettled the digest is given up instead (the next run
-    plans every contact, as it would for that many candidates)."""
+    contact is planned whatever they say). When more than `limit` contacts are left unsettled
+    the digest is given up instead (the next run plans every contact, as it would for that
+    many candidates)."""
     with translating():
         unsettled = int(await conn.fetchval(QUERIES["unsettled_count"]))
         async with conn.transaction():

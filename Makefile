@@ -3,9 +3,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup postgres demo check fmt lint types docs test bench clean
+.PHONY: setup bytecode postgres demo check fmt lint types docs test bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed bytecode
+
+# What pip does for a regular install: the package byte-compiled, so that no `syncd` process
+# compiles its modules again (an editable install under PYTHONDONTWRITEBYTECODE=1 otherwise
+# compiles all of them at every start, ~0.2 s). Up-to-date files are skipped.
+bytecode: $(VENV)/.installed
+	$(BIN)/python -m compileall -q syncd
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

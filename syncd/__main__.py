@@ -1,5 +1,5 @@
 """`python -m syncd`: the same as the `syncd` console script."""
 
-from syncd.cli import main
+from syncd.cli import entry
 
-raise SystemExit(main())
+entry()

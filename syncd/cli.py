@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -45,8 +46,18 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+def entry() -> None:
+    """The `syncd` console script and `python -m syncd`: `main`, then exit with its status.
+    Before the interpreter's teardown the heap is frozen (gc.freeze): the final collection then
+    skips the objects the command leaves behind, about 0.1 s of every `syncd sync`'s wall time
+    spent on nothing. Not in `main`, which tests call in-process."""
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (the console script passes it to sys.exit)."""
+    """Run one command; returns the exit status (`entry` exits with it)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

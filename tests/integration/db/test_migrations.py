@@ -23,7 +23,7 @@ from syncd.errors import SchemaError
 
 CATALOG_QUERIES = {
     "relations": """
-        SELECT c.relname, c.relkind::text, c.relpersistence::text
+        SELECT c.relname, c.relkind::text, c.relpersistence::text, c.reloptions::text
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'syncd' ORDER BY 1""",
     "columns": """

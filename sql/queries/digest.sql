@@ -25,18 +25,29 @@ CREATE OR REPLACE FUNCTION pg_temp.syncd_view_fp(
     phone_unsubscribed_list_ids text
 ) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT hash_record_extended(ROW(
-        nullif(email, ''), nullif(email_status, ''), nullif(email_availability, ''),
-        nullif(email_list_ids, ''), nullif(email_unsubscribed_list_ids, ''), nullif(phone, ''),
-        nullif(phone_status, ''), nullif(phone_list_ids, ''),
-        nullif(phone_unsubscribed_list_ids, '')), 0) $$;
+    -- each column's own 64-bit hash (its own seed: a value moved to another column changes it),
+    -- XORed: at 1M export rows 0.24 s, where hash_record_extended of the same nine columns took
+    -- 0.52 s (type lookups per column and row)
+    AS $$ SELECT hashtextextended(coalesce(email, ''), 1)
+               # hashtextextended(coalesce(email_status, ''), 2)
+               # hashtextextended(coalesce(email_availability, ''), 3)
+               # hashtextextended(coalesce(email_list_ids, ''), 4)
+               # hashtextextended(coalesce(email_unsubscribed_list_ids, ''), 5)
+               # hashtextextended(coalesce(phone, ''), 6)
+               # hashtextextended(coalesce(phone_status, ''), 7)
+               # hashtextextended(coalesce(phone_list_ids, ''), 8)
+               # hashtextextended(coalesce(phone_unsubscribed_list_ids, ''), 9) $$;
 CREATE OR REPLACE FUNCTION pg_temp.syncd_local_qfp(
     fingerprint bigint, wb_email_status text, wb_phone_status text, wb_email_availability text,
     wb_list_status text
 ) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT hash_record_extended(ROW(fingerprint, wb_email_status, wb_phone_status,
-                                          wb_email_availability, wb_list_status), 0) $$;
+    -- as syncd_view_fp, but a NULL writeback column is not '' (the writeback tells them apart)
+    AS $$ SELECT fingerprint
+               # coalesce(hashtextextended(wb_email_status, 1), 1)
+               # coalesce(hashtextextended(wb_phone_status, 2), 2)
+               # coalesce(hashtextextended(wb_email_availability, 3), 3)
+               # coalesce(hashtextextended(wb_list_status, 4), 4) $$;
 CREATE OR REPLACE FUNCTION pg_temp.syncd_ledger(job text) RETURNS SETOF syncd.contacts
     LANGUAGE sql STABLE
     AS $$ SELECT * FROM syncd.contacts AS c WHERE c.job = syncd_ledger.job $$;

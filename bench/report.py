@@ -4,7 +4,7 @@ tables that bench/README.md records. Pure functions over the result rows; no I/O
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 MIB = 1024 * 1024
@@ -57,8 +57,30 @@ def own_s(row: dict[str, Any]) -> float:
     return float(row["wall_s"]) - float(row["timings"].get("export", 0.0))
 
 
-def _by(rows: Iterable[dict[str, Any]], scenario: str) -> dict[str, Any]:
-    return next((row for row in rows if row["scenario"] == scenario), {})
+def _by(rows: Iterable[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
+    return [row for row in rows if row["scenario"] == scenario]
+
+
+def _beyond_push(row: dict[str, Any]) -> float:
+    """Own time less the API time of the run's calls (its push phase)."""
+    return own_s(row) - float(row["timings"].get("push", 0.0))
+
+
+def _best(
+    rows: list[dict[str, Any]], spent: Callable[[dict[str, Any]], float], what: str
+) -> tuple[dict[str, Any], str]:
+    """The repeat a time target judges — the fastest by `spent`: noise only ever adds time, so
+    the fastest is the best estimate of the run's cost, as the floor's fastest is of the
+    floor's; a failed repeat is judged instead — and the note on it for the table (`what`
+    names the median's measure)."""
+    failed = [row for row in rows if row["exit"] != 0]
+    if failed:
+        return failed[0], " (a repeat failed)"
+    fastest = min(rows, key=spent)
+    if len(rows) == 1:
+        return fastest, ""
+    ordered = sorted(spent(row) for row in rows)
+    return fastest, f" (fastest of {len(rows)}; median {ordered[len(ordered) // 2]:.2f} s {what})"
 
 
 def targets(
@@ -81,26 +103,29 @@ def _time_targets(
     shape: str, n: int, mine: list[dict[str, Any]], floor: float
 ) -> list[dict[str, Any]]:
     out = []
-    if still := _by(mine, NO_CHANGE):
+    if stills := _by(mine, NO_CHANGE):
+        still, how = _best(stills, own_s, "own")
         limit = NO_CHANGE_FACTOR * floor
         out.append(
             _target(
                 shape,
                 n,
                 "no-change run: own time ≤ 2x floor",
-                f"{own_s(still):.2f} s",
+                f"{own_s(still):.2f} s{how}",
                 f"{limit:.2f} s",
                 still["exit"] == 0 and own_s(still) <= limit,
             )
         )
-    if change := _by(mine, ONE_PERCENT):
+    if changes := _by(mine, ONE_PERCENT):
+        # own time <= 2 x floor + push  <=>  own time less push <= 2 x floor
+        change, how = _best(changes, _beyond_push, "beyond the push")
         limit = CHANGE_FACTOR * floor + change["timings"].get("push", 0.0)
         out.append(
             _target(
                 shape,
                 n,
                 "1% change run: own time ≤ 2x floor + its API time",
-                f"{own_s(change):.2f} s",
+                f"{own_s(change):.2f} s{how}",
                 f"{limit:.2f} s",
                 change["exit"] == 0 and own_s(change) <= limit,
             )

@@ -5,9 +5,11 @@ sandbox (`syncd sandbox`, Selzy's real rate limits), then `syncd sync` as a sepa
 
 1. the first full sync from an empty list (N adds),
 2. settle runs while a run still changes something (the first writeback of every status),
-3. a no-change run,
+3. a no-change run, `--repeats` times,
 4. a floor on the same data: psql `\\copy` of the list's export file + one hash join (floor.py),
-5. a 1%-change run (N/100 rows edited locally),
+   the fastest of `--floor-repeats`,
+5. a 1%-change run (N/100 rows edited locally), `--repeats` times, each on other rows and after
+   settle runs that leave nothing to do (the previous one's contacts are planned once more),
 
 recording wall time, syncd's own seconds per phase (syncd.runs.timings), importContacts calls
 (the sandbox's call log) against ceil(changes / 500), rate-limit errors (api_errors of the
@@ -62,6 +64,7 @@ class Options:
     syncd: Path
     export_delay: float
     floor_repeats: int
+    repeats: int  # no-change and 1% runs each; the fastest is judged, as for the floor
     skip_first_sync: bool
     package: str  # the syncd package directory the executable imports
     code: str  # a hash of that package's code and SQL (harness.code_fingerprint)
@@ -111,10 +114,15 @@ class Bench:
             # State left by other code may still hold one-time work for this code (a migration
             # that fills a new table, say): that run must not pass for the no-change run.
             self._settle(first_is_settle=not same_code)
+        for _ in range(1, self.opts.repeats):
+            self.scenario(report.NO_CHANGE, changes=0)
         measured = self._floor(list_id)
-        edits = self.shape.edits(self.n)
-        databases.execute(self.dsn, (self.shape.edit, (self.n,)))
-        self.scenario(report.ONE_PERCENT, changes=edits)
+        for residue in range(self.opts.repeats):
+            if residue:  # the previous 1% run's contacts are planned once more, then settled
+                self._settle(label="settle run after 1%", idle_label="settle run after 1%")
+            edits = self.shape.edits(self.n, residue)
+            databases.execute(self.dsn, (self.shape.edit, (self.n, residue)))
+            self.scenario(report.ONE_PERCENT, changes=edits)
         return self.rows, measured
 
     def _fresh(self) -> int:
@@ -174,11 +182,17 @@ class Bench:
             stdout=subprocess.DEVNULL,
         )
 
-    def _settle(self, *, first_is_settle: bool = False) -> None:
+    def _settle(
+        self,
+        *,
+        first_is_settle: bool = False,
+        label: str = "settle run",
+        idle_label: str = report.NO_CHANGE,
+    ) -> None:
         """Settle runs while a run still changes something; the first that changes nothing is
-        the no-change run (after MAX_SETTLE, the next run is taken as the no-change run)."""
+        `idle_label`, the no-change run (after MAX_SETTLE, the next run is taken as it)."""
         for attempt in range(1, MAX_SETTLE + 1):
-            row = self.scenario(f"settle run {attempt}", changes=0, quiet=True)
+            row = self.scenario(f"{label} {attempt}", changes=0, quiet=True)
             # a run that wrote the contact digest changed syncd's own state: not yet settled
             idle = (
                 not any(row["counts"].get(k) for k in EFFECTS)
@@ -186,21 +200,20 @@ class Bench:
                 and not row["digest_written"]
             )
             if idle and not (first_is_settle and attempt == 1):
-                row["scenario"] = report.NO_CHANGE
+                row["scenario"] = idle_label
                 log = ROOT / row["log"]
-                renamed = log.rename(log.with_name(log.name[:3] + "no-change-run.log"))
+                renamed = log.rename(log.with_name(log.name[:3] + _slug(idle_label) + ".log"))
                 row["log"] = str(renamed.relative_to(ROOT))
                 self._show(row)
                 return
             self._show(row)
-        self.scenario(report.NO_CHANGE, changes=0)
+        self.scenario(idle_label, changes=0)
 
     def scenario(self, label: str, *, changes: int, quiet: bool = False) -> dict[str, Any]:
         self.sandbox.clear_calls()
         load = os.getloadavg()[0]
         before = databases.last_run_id(self.dsn)
-        slug = label.replace(" ", "-").replace("%", "pct")
-        log = self.dir / f"{len(self.rows) + 1:02d}-{slug}.log"
+        log = self.dir / f"{len(self.rows) + 1:02d}-{_slug(label)}.log"
         result = run_sync(self.opts.syncd, self.config, log)
         if result.exit != 0:
             print(f"  sync exited {result.exit}; its output ends:\n{tail(log)}", file=sys.stderr)
@@ -293,6 +306,10 @@ class Bench:
         return result
 
 
+def _slug(label: str) -> str:
+    return label.replace(" ", "-").replace("%", "pct")
+
+
 def _field_names(calls: list[dict[str, Any]]) -> list[str]:
     """The field_names of the async/exportContacts call among `calls` (the sandbox's log)."""
     for call in calls:
@@ -318,6 +335,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[int], list[str], Opt
     parser.add_argument("--export-delay", type=float, default=1.0, help="sandbox, seconds")
     parser.add_argument("--floor-repeats", type=int, default=3, help="the fastest counts")
     parser.add_argument(
+        "--repeats", type=int, default=3, help="no-change and 1%% runs each; the fastest counts"
+    )
+    parser.add_argument(
         "--skip-first-sync",
         action="store_true",
         help="start from the settled state an earlier run saved (bench/out/snapshots)",
@@ -339,6 +359,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[int], list[str], Opt
         code=code,
         export_delay=args.export_delay,
         floor_repeats=args.floor_repeats,
+        repeats=max(1, args.repeats),
         skip_first_sync=args.skip_first_sync,
     )
     return sizes, shapes, opts, out
@@ -355,6 +376,7 @@ def _meta(opts: Options, sizes: list[int], shapes: list[str]) -> dict[str, Any]:
         **machine_facts(opts.syncd, databases.ADMIN_DSN),
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "export_delay": opts.export_delay,
+        "repeats": opts.repeats,
         "skip_first_sync": opts.skip_first_sync,
     }
 

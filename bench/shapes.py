@@ -13,7 +13,7 @@ class Shape:
     summary: str
     create: str  # CREATE TABLE contacts (...)
     seed: str  # $1 = N: inserts N rows
-    edit: str  # $1 = N: edits N // 100 rows (a mapped field each), spread over the table
+    edit: str  # $1 = N, $2 = residue 0-99: edits the rows with id % 100 = $2 (a mapped field each)
     fields: dict[str, str]  # Selzy field -> local column ([jobs.fields], config order)
     writeback: dict[str, str] = field(default_factory=dict)  # [jobs.writeback]
     opt_out_column: str | None = None
@@ -23,8 +23,10 @@ class Shape:
         """The Selzy user fields the mapping needs (created in the sandbox with createField)."""
         return [name for name in self.fields if name not in ("email", "phone")]
 
-    def edits(self, n: int) -> int:
-        return n // 100
+    def edits(self, n: int, residue: int = 0) -> int:
+        """The rows `edit` changes: ids 1..n with id % 100 = residue (n // 100 for residue 0)."""
+        first = residue or 100
+        return 0 if n < first else (n - first) // 100 + 1
 
 
 NARROW = Shape(
@@ -40,7 +42,8 @@ NARROW = Shape(
         " FROM generate_series(1, $1) AS i"
     ),
     edit=(
-        "UPDATE contacts SET first_name = first_name || ' (edited)' WHERE id % 100 = 0 AND id <= $1"
+        "UPDATE contacts SET first_name = first_name || ' (edited)'"
+        " WHERE id % 100 = $2 AND id <= $1"
     ),
     fields={"email": "email", "Name": "first_name", "City": "city"},
     writeback={"email_status": "selzy_email_status"},
@@ -66,7 +69,9 @@ WIDE = Shape(
         "        'First' || i, 'Last' || (i % 5000), 'City ' || (i % 100)"
         " FROM generate_series(1, $1) AS i"
     ),
-    edit="UPDATE contacts SET last_name = last_name || '-Edited' WHERE id % 100 = 0 AND id <= $1",
+    edit=(
+        "UPDATE contacts SET last_name = last_name || '-Edited' WHERE id % 100 = $2 AND id <= $1"
+    ),
     fields={
         "email": "email",
         "phone": "phone",

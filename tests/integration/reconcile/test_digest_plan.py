@@ -106,6 +106,8 @@ async def _plan(
             if summary.ledger:  # as the runner does: its own writes need no touched rows
                 await session.own_digest()
             await session.sync_ledger(run_id=run_id, changes=summary.ledger)
+            if job.writeback:
+                await session.write_back(flagged=summary.writeback)
             await session.write_digest(
                 version=local.version, narrowed=result.scope.narrowed, limit=10**9
             )
@@ -211,6 +213,27 @@ async def _perturb_ledger(conn: Connection, rng: random.Random, job: str) -> Non
     )
 
 
+WRITEBACK = {  # writeback key -> local column (test_..._local_writeback_columns)
+    "email_status": "wb_email_status",
+    "phone_status": "wb_phone_status",
+    "email_availability": "wb_email_availability",
+    "list_status": "wb_list_status",
+}
+
+
+async def _perturb_writeback(conn: Connection, rng: random.Random) -> None:
+    """Each writeback column set to NULL, '' or another value behind syncd's back, in 3% of the
+    rows each (set-based, as _perturb_local)."""
+    salt = str(rng.randrange(1 << 30))
+    fate = "(abs(hashtext(id::text || ':' || $1::text)) % 100)"
+    for n, column in enumerate(WRITEBACK.values()):
+        await conn.execute(
+            f"UPDATE public.contacts SET {column} = CASE {fate} % 3 WHEN 0 THEN NULL"
+            f" WHEN 1 THEN '' ELSE 'edited' END WHERE {fate} BETWEEN {3 * n} AND {3 * n + 2}",
+            salt,
+        )
+
+
 def _assert_same(narrowed: Snapshot, whole: Snapshot) -> None:
     for field in dataclasses.fields(Snapshot):
         mine, theirs = getattr(narrowed, field.name), getattr(whole, field.name)
@@ -254,3 +277,31 @@ async def test_a_narrowed_plan_is_the_plan_of_every_contact(
         _assert_same(narrowed, whole)
     assert narrowed_rounds == ROUNDS  # every round after the first run was narrowed
     assert first.plan  # the cells plan something: the comparison is not of empty plans
+
+
+@pytest.mark.slow
+async def test_a_narrowed_plan_sees_local_writeback_columns_change(
+    db_config: DatabaseConfig, db: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local side of the digest holds the writeback columns too: a column the writeback
+    filled, emptied or set to '' or another value behind syncd's back makes its contact a
+    candidate again (the writeback puts it back), exactly as a plan of every contact finds."""
+    monkeypatch.setattr(planning, "NARROW_MIN", 10**9)
+    match, delete_mode, remote_only = CONFIGS[0]
+    cells = cells_of(match, delete_mode, remote_only)
+    job = dataclasses.replace(cells_job(match, delete_mode, remote_only), writeback=WRITEBACK)
+    export = await load_cells(db, cells, match)
+    for column in WRITEBACK.values():
+        await db.execute(f"ALTER TABLE public.contacts ADD COLUMN {column} text")
+    await _plan(db_config, job, export, narrow=True, commit=True)  # writes every status back
+    rng = random.Random("writeback")
+    written_back = 0
+    for round_no in range(ROUNDS):
+        if round_no:
+            await _perturb_writeback(db, rng)
+        whole, _ = await _plan(db_config, job, export, narrow=False)
+        narrowed, result = await _plan(db_config, job, export, narrow=True, commit=True)
+        assert result.scope.narrowed
+        _assert_same(narrowed, whole)
+        written_back += whole.writeback
+    assert written_back  # the perturbed columns were planned for writeback, not ignored

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import structlog
 
@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def entry() -> None:
+def entry() -> NoReturn:
     """The `syncd` console script and `python -m syncd`: `main`, then exit with its status.
     Before the interpreter's teardown the heap is frozen (gc.freeze): the final collection then
     skips the objects the command leaves behind, about 0.1 s of every `syncd sync`'s wall time
